@@ -1,0 +1,31 @@
+"""Self-contained PyTorch implementations of discrete tokenizers and their quantizers.
+
+Imports torch (and einops) only; never ``bench``, hydra or a reference package.
+"""
+
+from .protocol import Quantizer, QuantizerOutput, Tokenizer, TokenizerOutput
+from .registry import (
+    PretrainedWeights,
+    create_quantizer,
+    create_tokenizer,
+    list_quantizers,
+    list_tokenizers,
+    register_quantizer,
+    register_tokenizer,
+    tokenizer_entry,
+)
+
+__all__ = [
+    "PretrainedWeights",
+    "Quantizer",
+    "QuantizerOutput",
+    "Tokenizer",
+    "TokenizerOutput",
+    "create_quantizer",
+    "create_tokenizer",
+    "list_quantizers",
+    "list_tokenizers",
+    "register_quantizer",
+    "register_tokenizer",
+    "tokenizer_entry",
+]

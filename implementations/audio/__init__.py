@@ -1,0 +1,1 @@
+"""Audio tokenizers (one file per family)."""

@@ -1,0 +1,133 @@
+"""The two protocols every model in this package follows: `Quantizer` and `Tokenizer`.
+
+Conventions shared by all modalities:
+
+* Tokenizer inputs are floats in [-1, 1]: images ``(B, 3, H, W)``, video ``(B, 3, T, H, W)``,
+  audio ``(B, C, samples)``.
+* Quantizers are modality-agnostic and channel-last: they take ``z`` of shape ``(..., dim)``.
+* Codes are always ``LongTensor`` of shape ``(..., depth)`` where ``depth`` is the number of
+  codebooks (residual levels or groups); it is 1 for plain VQ. A tokenizer's codes are
+  ``(B, *token_grid, depth)``.
+* One name per idea: ``codes`` (integer indices), ``quantized`` (the embeddings the decoder sees),
+  ``codes_to_embeddings`` (the inverse of quantization), ``codebook_size`` (entries per codebook),
+  ``num_codebooks`` (the depth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class QuantizerOutput:
+    """What every quantizer's ``forward`` returns.
+
+    quantized: ``(..., dim)``, with a straight-through (or other) gradient path to the input.
+    codes: ``(..., num_codebooks)`` int64.
+    loss: scalar, the quantizer's own weighted training loss (zero when it has none).
+    metrics: detached scalars for logging (e.g. ``commitment``, ``codebook``, ``perplexity``).
+    """
+
+    quantized: Tensor
+    codes: Tensor
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class TokenizerOutput:
+    """What every tokenizer's ``forward`` returns.
+
+    recon: same shape as the input, in [-1, 1] (up to the decoder's range).
+    codes: ``(B, *token_grid, num_codebooks)`` int64.
+    loss: scalar quantizer loss to add to the reconstruction objective.
+    metrics: detached scalars for logging.
+    """
+
+    recon: Tensor
+    codes: Tensor
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Quantizer(nn.Module):
+    """Base class of every quantizer in ``implementations.quantizers``.
+
+    Subclasses set ``dim`` (input channels), ``codebook_size`` (entries per codebook) and
+    ``num_codebooks`` and implement ``forward`` and ``codes_to_embeddings``.
+    """
+
+    dim: int
+    codebook_size: int
+    num_codebooks: int = 1
+
+    def forward(self, z: Tensor) -> QuantizerOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def codes_to_embeddings(self, codes: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Map codes ``(..., num_codebooks)`` back to ``(..., dim)``, equal to ``forward(z).quantized``
+        in value (without its gradient path)."""
+        raise NotImplementedError
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.num_codebooks * math.log2(self.codebook_size)
+
+
+class Tokenizer(nn.Module):
+    """Base class of every tokenizer, image, video or audio.
+
+    Class attributes describe the model for listings and records: ``modality``, ``family``,
+    ``paper`` (a citation and URL). Instances expose ``quantizer`` and implement ``encode``,
+    ``decode`` and ``token_grid``; ``forward`` is shared. In eval mode
+    ``decode(encode(x))`` equals ``forward(x).recon``.
+    """
+
+    modality: ClassVar[str] = "image"
+    family: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    sample_rate: ClassVar[int | None] = None
+    quantizer: Quantizer
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.quantizer.num_codebooks
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.quantizer.bits_per_token
+
+    def token_grid(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:  # pragma: no cover
+        """The token grid for an input of shape ``input_shape`` (without the batch dimension)."""
+        raise NotImplementedError
+
+    def quantize(self, x: Tensor) -> QuantizerOutput:  # pragma: no cover - abstract
+        """Encode ``x`` and quantize: quantized latents channel-last ``(B, *grid, dim)``."""
+        raise NotImplementedError
+
+    def decode_embeddings(self, quantized: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Decode channel-last quantized latents ``(B, *grid, dim)`` to the input space."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """``x`` -> codes ``(B, *token_grid, num_codebooks)``."""
+        return self.quantize(x).codes
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """codes ``(B, *token_grid, num_codebooks)`` -> reconstruction."""
+        return self.decode_embeddings(self.quantizer.codes_to_embeddings(codes))
+
+    def forward(self, x: Tensor) -> TokenizerOutput:
+        q = self.quantize(x)
+        return TokenizerOutput(self.decode_embeddings(q.quantized), q.codes, q.loss, q.metrics)

@@ -1,0 +1,96 @@
+"""Name -> factory registries for tokenizers and quantizers (in the spirit of timm's ``@register_model``).
+
+A tokenizer factory is a plain function with typed keyword arguments that builds the parts
+(encoder, quantizer, decoder) and returns a `Tokenizer`. Its registration records what a listing
+needs without building the model: the default input shape and, where known, the official weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .protocol import Quantizer, Tokenizer
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """An official checkpoint: where it lives and how to check it."""
+
+    url: str
+    sha256: str
+    filename: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class TokenizerEntry:
+    name: str
+    factory: Callable[..., Tokenizer]
+    input_shape: tuple[int, ...]
+    pretrained: tuple[PretrainedWeights, ...] = field(default=())
+
+
+_TOKENIZERS: dict[str, TokenizerEntry] = {}
+_QUANTIZERS: dict[str, type[Quantizer]] = {}
+
+
+def register_tokenizer(*, input_shape: tuple[int, ...], pretrained: tuple[PretrainedWeights, ...] = ()):
+    """Register a tokenizer factory under its function name."""
+
+    def decorator(factory: Callable[..., Tokenizer]) -> Callable[..., Tokenizer]:
+        name = factory.__name__
+        if name in _TOKENIZERS:
+            raise ValueError(f"tokenizer {name!r} is registered twice")
+        _TOKENIZERS[name] = TokenizerEntry(name, factory, tuple(input_shape), tuple(pretrained))
+        return factory
+
+    return decorator
+
+
+def register_quantizer(name: str):
+    """Register a quantizer class under a short name (``vq``, ``fsq``, ``lfq``, ...)."""
+
+    def decorator(cls: type[Quantizer]) -> type[Quantizer]:
+        if name in _QUANTIZERS:
+            raise ValueError(f"quantizer {name!r} is registered twice")
+        _QUANTIZERS[name] = cls
+        return cls
+
+    return decorator
+
+
+def _lookup(table: dict, kind: str, name: str):
+    _ensure_imported()
+    if name not in table:
+        raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def tokenizer_entry(name: str) -> TokenizerEntry:
+    return _lookup(_TOKENIZERS, "tokenizer", name)
+
+
+def create_tokenizer(name: str, **kwargs) -> Tokenizer:
+    """Build the registered tokenizer ``name`` with the factory's keyword arguments."""
+    return tokenizer_entry(name).factory(**kwargs)
+
+
+def list_tokenizers() -> list[str]:
+    _ensure_imported()
+    return sorted(_TOKENIZERS)
+
+
+def create_quantizer(name: str, **kwargs) -> Quantizer:
+    """Build the registered quantizer ``name`` (e.g. ``create_quantizer("vq", dim=64, codebook_size=512)``)."""
+    return _lookup(_QUANTIZERS, "quantizer", name)(**kwargs)
+
+
+def list_quantizers() -> list[str]:
+    _ensure_imported()
+    return sorted(_QUANTIZERS)
+
+
+def _ensure_imported() -> None:
+    # Importing the model packages runs their @register_* decorators.
+    from . import audio, image, quantizers, video  # noqa: F401

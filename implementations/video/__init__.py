@@ -1,0 +1,1 @@
+"""Video tokenizers (one file per family)."""
