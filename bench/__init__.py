@@ -1,0 +1,1 @@
+"""Benchmark harness for discrete tokenizers: metrics, data, runs."""

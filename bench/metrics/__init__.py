@@ -1,0 +1,68 @@
+"""Evaluation metrics for tokenizers, as mergeable torchmetrics ``Metric`` objects.
+
+Every metric has a ``protocol`` string stating its convention, recorded with each result.
+``build_metrics`` returns the metrics that can run here and, for the others, why not (missing
+weights are never downloaded), so a run completes and records e.g. "rFID: not available: ...".
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torchmetrics import Metric
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot be built here (e.g. its network weights are not on disk)."""
+
+
+from bench.metrics.codebook import CodebookUsage  # noqa: E402
+from bench.metrics.fid import FID  # noqa: E402
+from bench.metrics.lpips import LPIPS  # noqa: E402
+from bench.metrics.reconstruction import PSNR, SSIM  # noqa: E402
+
+METRIC_NAMES = ("psnr", "ssim", "lpips", "rfid", "usage")
+
+
+def build_metrics(
+    names: list[str],
+    *,
+    codebook_size: int,
+    num_codebooks: int,
+    usage_queue: int = 65536,
+    fid_weights: str | None = None,
+) -> tuple[dict[str, Metric], dict[str, str]]:
+    """Build the metrics in ``names`` (from ``METRIC_NAMES``): ``(available, {name: reason})``."""
+    factories = {
+        "psnr": PSNR,
+        "ssim": SSIM,
+        "lpips": LPIPS,
+        "rfid": lambda: FID(weights_path=fid_weights),
+        "usage": lambda: CodebookUsage(codebook_size, num_codebooks, queue_size=usage_queue),
+    }
+    unknown = [name for name in names if name not in factories]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {list(METRIC_NAMES)}")
+    metrics, unavailable = {}, {}
+    for name in names:
+        try:
+            metrics[name] = factories[name]()
+        except MetricUnavailable as err:
+            unavailable[name] = str(err)
+    return metrics, unavailable
+
+
+def update_all(metrics: dict[str, Metric], real: Tensor, fake: Tensor, codes: Tensor | None = None) -> None:
+    """Feed a batch to every metric: ``codes`` ``(..., num_codebooks)`` to ``CodebookUsage``,
+    ``real`` and ``fake`` (floats in [-1, 1]) to the others."""
+    for metric in metrics.values():
+        if isinstance(metric, CodebookUsage):
+            if codes is not None:
+                metric.update(codes)
+        else:
+            metric.update(real, fake)
+
+
+__all__ = [
+    "CodebookUsage", "FID", "LPIPS", "METRIC_NAMES", "MetricUnavailable", "PSNR", "SSIM", "build_metrics",
+    "update_all",
+]
