@@ -1,1 +1,1 @@
-"""Benchmark harness for discrete tokenizers: metrics, data, runs."""
+"""The benchmark: configs, data, metrics, training, evaluation, records and leaderboards."""

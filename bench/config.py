@@ -1,0 +1,111 @@
+"""Structured configs: the schema Hydra checks every run config against.
+
+A wrong key or a value of the wrong type fails at composition with Hydra's one-line error
+(``Key 'stpes' not in 'TrainConfig'``); values the types cannot check are validated in
+`validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from .errors import BenchError
+
+
+@dataclass
+class DatasetConfig:
+    kind: str = "builtin_photos"  # builtin_photos | image_folder
+    root: Optional[str] = None  # folder holding the split folders (image_folder)
+    resolution: int = 32
+    preprocessing: str = "resize_center_crop"  # resize_center_crop | adm_center_crop | none
+    train_split: str = "train"
+    eval_split: str = "test"
+    max_items: Optional[int] = None  # a fixed subset of each split (e.g. 5000)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 0  # 0: no training; the tokenizer must name a checkpoint
+    batch_size: int = 32
+    lr: float = 4e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    reconstruction_loss: str = "mse"  # mse | l1
+    weights_ema_decay: Optional[float] = None  # evaluate an EMA of the weights (e.g. 0.999)
+    checkpoint_every: int = 200
+    num_workers: int = 0
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid", "usage"])
+    usage_queue: int = 65536  # codes in the recent-usage queue (visual-tokenizer-pytorch's definition)
+    fid_weights: Optional[str] = None  # Inception weights file; default: torch-fidelity's cache path
+    num_workers: int = 0
+
+
+@dataclass
+class ReferenceRow:
+    """A published number the suite's leaderboard shows beside the measured ones."""
+
+    tokenizer: str = MISSING  # the tokenizer config it compares with (or a free label)
+    source: str = MISSING  # paper / repository and table
+    metrics: dict[str, float] = field(default_factory=dict)
+    protocol: str = ""  # how the paper measured it
+
+
+@dataclass
+class SuiteConfig:
+    name: str = MISSING
+    description: str = ""
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    tokenizers: list[str] = field(default_factory=list)  # tokenizer configs run when none is chosen
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    references: list[ReferenceRow] = field(default_factory=list)
+
+
+@dataclass
+class TokenizerConfig:
+    id: str = MISSING  # the name of this configuration (leaderboard row), e.g. vqvae_tiny_ema_d64
+    arch: str = MISSING  # a registered factory, see `python -m bench.tokenizers`
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Optional[str] = None  # a weights file to evaluate instead of training
+
+
+@dataclass
+class RunConfig:
+    suite: SuiteConfig = MISSING
+    tokenizer: Optional[TokenizerConfig] = None  # None: every tokenizer the suite lists
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    output_dir: str = "results"
+    leaderboard_dir: str = "leaderboards"
+    redo: bool = False  # re-run even if a record with the same config hash exists
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunConfig)
+    store.store(group="suite", name="suite_schema", node=SuiteConfig)
+    store.store(group="tokenizer", name="tokenizer_schema", node=TokenizerConfig)
+
+
+_CHOICES = {
+    "train.reconstruction_loss": ("mse", "l1"),
+}
+
+
+def validate(cfg) -> None:
+    """Checks the types cannot express; raises `BenchError` with one line."""
+    if cfg.suite.train.reconstruction_loss not in _CHOICES["train.reconstruction_loss"]:
+        raise BenchError(f"suite.train.reconstruction_loss={cfg.suite.train.reconstruction_loss!r}: choose mse or l1")
+    for key in ("batch_size",):
+        if cfg.suite.train[key] <= 0 or cfg.suite.eval[key] <= 0:
+            raise BenchError(f"suite.train.{key} and suite.eval.{key} must be positive")
+    if cfg.suite.train.steps < 0:
+        raise BenchError(f"suite.train.steps={cfg.suite.train.steps}: must be >= 0")

@@ -1,0 +1,27 @@
+"""Datasets in real formats, and the built-in offline suite.
+
+Every dataset yields float tensors in [-1, 1]: images ``(3, H, W)``. ``build_dataset(cfg, split)``
+picks the loader named by ``cfg.kind``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch.utils.data import Dataset
+
+from ..errors import BenchError
+from .builtin import builtin_photos
+from .images import image_folder
+
+_DATASETS: dict[str, Callable[..., Dataset]] = {
+    "builtin_photos": builtin_photos,
+    "image_folder": image_folder,
+}
+
+
+def build_dataset(cfg, split: str) -> Dataset:
+    """``cfg`` is a `bench.config.DatasetConfig`; ``split`` e.g. "train", "val", "test"."""
+    if cfg.kind not in _DATASETS:
+        raise BenchError(f"unknown dataset kind {cfg.kind!r}; known: {', '.join(sorted(_DATASETS))}")
+    return _DATASETS[cfg.kind](cfg, split)
