@@ -101,11 +101,14 @@ def run_one(cfg: DictConfig) -> Path:
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     model = build_tokenizer(tok)
-    model, weights_path, train_summary = obtain_weights(model, cfg, hash_, device)
-
     dataset = build_dataset(suite.dataset, suite.dataset.eval_split)
     item_shape = tuple(dataset[0].shape)
-    grid = model.token_grid(item_shape)
+    try:
+        grid = model.token_grid(item_shape)
+    except ValueError as error:
+        raise BenchError(f"{tok.id} cannot tokenize the suite's items of shape {item_shape}: {error}") from error
+    model, weights_path, train_summary = obtain_weights(model, cfg, hash_, device)
+
     metrics, unavailable = build_metrics(
         list(suite.eval.metrics),
         codebook_size=model.codebook_size,
@@ -183,7 +186,6 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except BenchError as error:
-        log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

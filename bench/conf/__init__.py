@@ -1,0 +1,1 @@
+"""Hydra config tree of `python -m bench.run` (a package so tests can compose it)."""

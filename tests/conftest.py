@@ -1,0 +1,27 @@
+"""Shared test helpers: composing shrunk run configs."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from bench.config import register_configs
+
+
+@pytest.fixture
+def compose_run(tmp_path):
+    """Compose ``bench.run``'s config with overrides, writing results under ``tmp_path``."""
+    register_configs()
+
+    def _compose(*overrides: str):
+        with initialize_config_module(config_module="bench.conf", version_base="1.3"):
+            return compose(
+                config_name="config",
+                overrides=[f"output_dir={tmp_path / 'results'}", f"leaderboard_dir={tmp_path / 'leaderboards'}", *overrides],
+            )
+
+    return _compose
+
+
+# The smallest real run of the built-in suite: a few steps on a few crops.
+TINY = ("suite.train.steps=4", "suite.train.batch_size=8", "suite.dataset.max_items=16", "suite.eval.batch_size=8", "suite.train.checkpoint_every=2")

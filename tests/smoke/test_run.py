@@ -1,0 +1,117 @@
+"""The whole path on the built-in suite, shrunk: train, evaluate, record, leaderboard, rerun, kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.leaderboard import write_leaderboard
+from bench.run import run_one
+from tests.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_run_writes_record_and_leaderboard(compose_run, tmp_path):
+    cfg = compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY)
+    path = run_one(cfg)
+    record = json.loads(path.read_text())
+    assert record["tokenizer"] == "vqvae_tiny_vq_d4" and record["num_items"] == 16
+    assert 5 < record["metrics"]["psnr"] < 40
+    assert 0 < record["metrics"]["usage"] <= 1
+    assert record["rate"]["token_grid"] == [8, 8] and record["rate"]["bits_per_token"] == 9
+    assert set(record["protocol"]["metrics"]) >= {"psnr", "ssim", "usage"}
+    assert record["train"]["steps"] == 4 and len(record["checkpoint_sha256"]) == 64
+
+    board = write_leaderboard("builtin", tmp_path / "results", tmp_path / "leaderboards").read_text()
+    assert "| vqvae_tiny_vq_d4" in board and f"{record['metrics']['psnr']:.2f}" in board
+    assert board.startswith("<!-- Generated")
+
+    # A rerun of the same config finds the record and does nothing.
+    stamp = path.stat().st_mtime_ns
+    assert run_one(cfg) == path and path.stat().st_mtime_ns == stamp
+
+
+def test_rerun_after_eval_reuses_trained_weights(compose_run):
+    cfg = compose_run("tokenizer=vqvae_tiny_ema_d64", *TINY)
+    path = run_one(cfg)
+    weights = next((path.parent.parent / "checkpoints").glob("vqvae_tiny_ema_d64-*[0-9a-f].pt"))
+    first = json.loads(path.read_text())
+    path.unlink()  # as if the evaluation had been killed
+    stamp = weights.stat().st_mtime_ns
+    second = json.loads(run_one(cfg).read_text())
+    assert weights.stat().st_mtime_ns == stamp  # not retrained
+    assert second["metrics"]["psnr"] == first["metrics"]["psnr"]
+    assert second["checkpoint_sha256"] == first["checkpoint_sha256"]
+
+
+def bench_run(tmp_path, *overrides, **popen):
+    command = [sys.executable, "-m", "bench.run", f"output_dir={tmp_path / 'results'}", f"leaderboard_dir={tmp_path / 'lb'}", *overrides]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_killed_run_leaves_no_record_and_rerun_completes(tmp_path):
+    overrides = ("tokenizer=vqvae_tiny_vq_d64", "suite.train.steps=400", "suite.train.checkpoint_every=5", "suite.train.batch_size=8", "suite.dataset.max_items=16")
+    process = bench_run(tmp_path, *overrides)
+    checkpoints = tmp_path / "results" / "builtin" / "checkpoints"
+    deadline = time.time() + 120
+    while not list(checkpoints.glob("*.train.pt")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(checkpoints.glob("*.train.pt")), "training never checkpointed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    records = tmp_path / "results" / "builtin" / "records"
+    assert not records.exists() or not list(records.iterdir())
+
+    # The rerun resumes from the checkpoint (fewer than 400 steps left) and writes the record.
+    done = bench_run(tmp_path, *overrides)
+    _, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err
+    resumed_from = int(err.split("train:")[1].split("/400")[0].split("|")[-1])
+    assert resumed_from >= 5
+    (record,) = list(records.glob("*.json"))
+    assert json.loads(record.read_text())["train"]["steps"] == 400
+
+
+def one_line_error(tmp_path, *overrides) -> str:
+    process = bench_run(tmp_path, *overrides)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "Traceback" not in err, err
+    return err
+
+
+def test_bad_config_value_is_one_clear_error(tmp_path):
+    assert "could not be converted to Integer" in one_line_error(tmp_path, "suite.train.steps=many")
+    assert "stpes" in one_line_error(tmp_path, "suite.train.stpes=3")
+    assert "reconstruction_loss='l3'" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "suite.train.reconstruction_loss=l3")
+
+
+def test_missing_dataset_folder_is_one_clear_error(tmp_path):
+    err = one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "suite.dataset.kind=image_folder", f"suite.dataset.root={tmp_path / 'nowhere'}")
+    assert f"dataset folder {tmp_path / 'nowhere' / 'test'} does not exist" in err
+
+
+def test_bad_images_are_one_clear_error(tmp_path):
+    test_split = tmp_path / "data" / "test"
+    test_split.mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(test_split / "wide.png")
+    common = ("tokenizer=vqvae_tiny_vq_d4", "suite.dataset.kind=image_folder", f"suite.dataset.root={tmp_path / 'data'}", "suite.train.steps=0", "tokenizer.checkpoint=unused.pt")
+    err = one_line_error(tmp_path, *common, "suite.dataset.preprocessing=none")
+    assert "wide.png: image is 48x40, expected 32x32" in err
+
+    (test_split / "wide.png").write_bytes(b"not a png at all")
+    err = one_line_error(tmp_path, *common)
+    assert "cannot read image" in err and "wide.png" in err
+
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(test_split / "wide.png")
+    err = one_line_error(tmp_path, *common, "suite.dataset.resolution=30")
+    assert "cannot tokenize the suite's items of shape (3, 30, 30)" in err

@@ -1,0 +1,41 @@
+"""One parametrized test over every registered tokenizer (timm's pattern): the protocol holds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from implementations import Tokenizer, create_tokenizer, list_tokenizers, tokenizer_entry
+
+
+@pytest.mark.parametrize("name", list_tokenizers())
+def test_protocol(name):
+    torch.manual_seed(0)
+    model = create_tokenizer(name)
+    assert isinstance(model, Tokenizer)
+    shape = tokenizer_entry(name).input_shape
+    x = torch.rand(2, *shape) * 2 - 1
+
+    out = model(x)
+    assert out.recon.shape == x.shape
+    grid = model.token_grid(shape)
+    assert out.codes.shape == (2, *grid, model.num_codebooks)
+    assert out.codes.dtype == torch.long
+    assert int(out.codes.min()) >= 0 and int(out.codes.max()) < model.codebook_size
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    out.loss.backward()  # the quantizer loss reaches the parameters
+
+    model.eval()
+    codes = model.encode(x)
+    torch.testing.assert_close(model.decode(codes), model(x).recon)
+    assert model.bits_per_token == pytest.approx(model.num_codebooks * math.log2(model.codebook_size))
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    model = create_tokenizer("vqvae_simplecnn")
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model(torch.zeros(1, 3, 30, 30))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        model(torch.zeros(3, 32, 32))
