@@ -68,14 +68,20 @@ def kmeans(
     generator: torch.Generator | None = None,
     tol: float = 1e-4,
     spherical: bool = False,
+    n_init: int = 1,
 ) -> KMeansResult:
     """Lloyd's k-means on the rows of ``x`` ``(N, d)``.
 
     init: ``"kmeans++"`` or ``"random"`` (``k`` rows drawn uniformly, with replacement when N < k).
     tol: stop when the centroids move less than ``tol`` times the mean per-feature variance
         (scikit-learn's criterion). spherical: unit-norm centroids (for cosine codebooks).
+    n_init: runs from different seeds (drawn from ``generator`` in turn); the lowest final inertia wins.
     """
-    x = x.detach().float()
+    runs = [_lloyd(x.detach().float(), k, iters, init, generator, tol, spherical) for _ in range(n_init)]
+    return min(runs, key=lambda run: run.inertia[-1])
+
+
+def _lloyd(x: Tensor, k: int, iters: int, init: str, generator: torch.Generator | None, tol: float, spherical: bool) -> KMeansResult:
     n = x.shape[0]
     if init == "kmeans++" and n >= k:
         centroids = kmeans_plusplus(x, k, generator)

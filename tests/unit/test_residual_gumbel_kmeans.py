@@ -208,16 +208,18 @@ def test_kmeans_objective_decreases():
     assert torch.equal(result.codes, brute)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_kmeans_inertia_matches_sklearn_on_blobs(seed):
+    # Single runs of either fall into the same local minima (+12-13% inertia) on about a third of
+    # the seeds (data seeds 3 and 4 here), so compare the best of 4 initialisations on each side.
     sklearn = pytest.importorskip("sklearn")
     from sklearn.cluster import KMeans
     from sklearn.datasets import make_blobs
 
-    x_np, _ = make_blobs(n_samples=4000, centers=12, n_features=6, cluster_std=1.5, random_state=seed)
+    x_np, _ = make_blobs(n_samples=2000, centers=12, n_features=6, cluster_std=1.5, random_state=seed)
     x = torch.from_numpy(x_np).float()
-    ours = kmeans(x, 12, iters=100, generator=torch.Generator().manual_seed(seed))
-    theirs = KMeans(n_clusters=12, n_init=1, random_state=seed).fit(x_np)
+    ours = kmeans(x, 12, iters=100, generator=torch.Generator().manual_seed(seed), n_init=4)
+    theirs = KMeans(n_clusters=12, n_init=4, random_state=seed).fit(x_np)
     ratio = ours.inertia[-1] / theirs.inertia_
     assert 0.97 < ratio < 1.03, f"inertia ours / sklearn = {ratio:.4f}"
 
