@@ -100,7 +100,8 @@ class GumbelQuantizer(Quantizer):
         """Gumbel-softmax sample at ``self.temperature``: weights ``(..., G, K)`` and codes ``(..., G)``.
         Hard: the weights' value is exactly one-hot (``one_hot + (soft - sg[soft])``), the gradient
         the soft sample's."""
-        gumbel = -torch.empty_like(logits).exponential_().log()  # -log(Exp(1)) ~ Gumbel(0, 1)
+        exponential = torch.empty_like(logits).exponential_().clamp_min_(torch.finfo(logits.dtype).tiny)
+        gumbel = -exponential.log()  # -log(Exp(1)) ~ Gumbel(0, 1)
         soft = ((logits + gumbel) / self.temperature).softmax(dim=-1)
         codes = soft.argmax(dim=-1)
         if not self.hard:

@@ -58,7 +58,9 @@ def rotate_to(z: Tensor, target: Tensor) -> Tensor:
     v = target / t_norm.clamp_min(_EPS)
     w = F.normalize(u + v, dim=-1)
     rotated = z - 2 * (z * w).sum(-1, keepdim=True) * w + 2 * (z * u).sum(-1, keepdim=True) * v
-    return rotated * (t_norm / z_norm.clamp_min(_EPS))
+    # A (numerically) zero z has no direction: keep the scale at 1 there instead of exploding.
+    scale = torch.where(z_norm > 1e-6, t_norm / z_norm.clamp_min(_EPS), torch.ones_like(z_norm))
+    return rotated * scale
 
 
 @register_quantizer("vq")
