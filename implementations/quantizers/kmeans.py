@@ -125,7 +125,8 @@ class HierarchicalKMeansQuantizer(Quantizer):
 
     Args:
         dim: feature channels of ``z`` ``(..., dim)``.
-        branching: clusters per level k (``codebook_size``).
+        branching: clusters per level k (default 12; ``codebook_size`` is accepted as an alias so
+            ``create_quantizer("kmeans", dim=..., codebook_size=...)`` works like the other quantizers).
         depth: levels d (``num_codebooks``); ``branching ** depth`` leaves.
         iters: Lloyd iterations per clustering.
         seed: seed of the ``torch.Generator`` used by ``fit``.
@@ -137,10 +138,11 @@ class HierarchicalKMeansQuantizer(Quantizer):
     leaf centroid (no gradient path; loss zero).
     """
 
-    def __init__(self, dim: int, branching: int = 12, depth: int = 4, iters: int = 50, seed: int = 0, codebook_size: int | None = None):
+    def __init__(self, dim: int, branching: int | None = None, depth: int = 4, iters: int = 50, seed: int = 0, codebook_size: int | None = None):
         super().__init__()
-        if codebook_size is not None and codebook_size != branching:
-            raise ValueError("for hierarchical k-means codebook_size is the branching factor; pass only one of them")
+        if branching is not None and codebook_size is not None and codebook_size != branching:
+            raise ValueError("for hierarchical k-means codebook_size is the branching factor; they differ")
+        branching = branching or codebook_size or 12  # VideoBERT: 12 clusters per level
         self.dim = dim
         self.codebook_size = branching
         self.num_codebooks = depth

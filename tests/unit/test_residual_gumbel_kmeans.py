@@ -273,3 +273,6 @@ def test_hierarchical_kmeans_videobert_shape_and_small_nodes():
     assert out.codes.shape == (10, 3)
     torch.testing.assert_close(q.codes_to_embeddings(out.codes), out.quantized)
     assert HierarchicalKMeansQuantizer(8, branching=12, depth=4).leaf_centroids.shape == (20736, 8)
+    assert create_quantizer("kmeans", dim=8, codebook_size=5, depth=2).branching == 5
+    with pytest.raises(ValueError):
+        HierarchicalKMeansQuantizer(8, branching=4, codebook_size=5)
