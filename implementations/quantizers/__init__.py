@@ -4,6 +4,9 @@ Each module registers its class(es) with ``@register_quantizer``; build them by 
 ``implementations.create_quantizer``.
 """
 
+from .gumbel import GumbelQuantizer, gumbel_temperature
+from .kmeans import HierarchicalKMeansQuantizer, kmeans
+from .residual import ResidualQuantizer
 from .vector import VectorQuantizer
 
-__all__ = ["VectorQuantizer"]
+__all__ = ["GumbelQuantizer", "HierarchicalKMeansQuantizer", "ResidualQuantizer", "VectorQuantizer", "gumbel_temperature", "kmeans"]
