@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -98,47 +95,17 @@ def test_checkpointable_resumes_after_preemption(executor, tmp_path):
     assert 3 <= starts[1] < n, f"the requeued job restarted from scratch: starts={starts}"
 
 
-HYDRA_APP = """
-import os
-from pathlib import Path
-
-import hydra
-from omegaconf import DictConfig
-
-
-@hydra.main(version_base=None, config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    job = os.environ.get("SLURM_ARRAY_JOB_ID", "none")
-    Path(cfg.out_dir, f"a{cfg.a}.txt").write_text(f"{cfg.a * 10} {job}")
-
-
-if __name__ == "__main__":
-    main()
-"""
-
-
-def test_hydra_multirun_submits_one_array(tmp_path):
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "config.yaml").write_text("a: 0\nout_dir: ???\n")
-    (tmp_path / "app.py").write_text(textwrap.dedent(HYDRA_APP))
-    out = tmp_path / "out"
-    out.mkdir()
-    cmd = [
-        sys.executable, "app.py", "-m", "hydra/launcher=submitit_slurm", "a=1,2",
-        f"out_dir={out}",
-        f"hydra.sweep.dir={tmp_path / 'multirun'}",
-        f"hydra.launcher.submitit_folder={tmp_path / 'submitit' / '%j'}",
-        "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
-        "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.array_parallelism=2",
-    ]  # fmt: skip
-    proc = subprocess.run(
-        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = {p.name: p.read_text().split() for p in out.iterdir()}
-    assert sorted(results) == ["a1.txt", "a2.txt"]
-    assert results["a1.txt"][0] == "10" and results["a2.txt"][0] == "20"
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "bench_slurm"])
+def test_hydra_multirun_submits_one_array(run_hydra_app, launcher, tmp_path):
+    if launcher == "submitit_slurm":  # the plugin's own config, with overrides
+        args = [
+            "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
+            "hydra.launcher.timeout_min=5", "hydra.launcher.mem_gb=1",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.array_parallelism=2",
+            f"hydra.launcher.submitit_folder={tmp_path / 'submitit' / '%j'}",
+        ]  # fmt: skip
+    else:  # the harness's bench/conf/hydra/launcher/slurm.yaml
+        args = ["hydra/launcher=slurm"]
+    results = run_hydra_app(args)
     array_ids = {job for _, job in results.values()}
     assert len(array_ids) == 1 and "none" not in array_ids, f"not one SLURM array: {array_ids}"
