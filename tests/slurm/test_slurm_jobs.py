@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -109,3 +110,18 @@ def test_hydra_multirun_submits_one_array(run_hydra_app, launcher, tmp_path):
     results = run_hydra_app(args)
     array_ids = {job for _, job in results.values()}
     assert len(array_ids) == 1 and "none" not in array_ids, f"not one SLURM array: {array_ids}"
+
+
+def test_cancelled_job_is_detected(executor):
+    """Needs accounting (slurmdbd): without sacct, result() on a cancelled job waits forever."""
+    sacct = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, timeout=15)
+    if sacct.returncode != 0:
+        pytest.skip(f"no SLURM accounting (sacct: {sacct.stderr.strip()}); cancelled jobs are undetectable")
+    job = executor.submit(time.sleep, 120)
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while job.state != "RUNNING":
+        assert time.monotonic() < deadline, f"job never started (state {job.state})"
+        time.sleep(0.5)
+    job.cancel()
+    with pytest.raises(submitit.core.utils.UncompletedJobError):
+        wait_result(job, timeout_s=60)
