@@ -9,6 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cluster="$here/slurm/local_cluster.sh"
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then
+    # shellcheck disable=SC2054  # the commas belong to --preserve-env
     if sudo -n true 2>/dev/null; then SUDO=(sudo -n --preserve-env=SLURM_LOCAL_DIR,SLURM_LOCAL_ACCOUNTING,SLURM_LOCAL_WAIT_S)
     else SUDO=(false); fi
 fi

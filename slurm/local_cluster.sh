@@ -246,8 +246,10 @@ all_running() {
 
 cmd_start() {
     need_root start
-    have slurmctld && have slurmd && have sbatch && have munged \
-        || die "SLURM is not installed: run '$0 install' first (needs slurmctld slurmd slurm-client munge)"
+    local b
+    for b in slurmctld slurmd sbatch munged; do
+        have $b || die "SLURM is not installed ($b not found): run '$0 install' first"
+    done
     local t0=$SECONDS
     if all_running >/dev/null && node_idle; then
         log "already running, node idle: nothing to do"
@@ -292,7 +294,10 @@ cmd_status() {
     for name in munged mariadbd slurmdbd slurmctld slurmd; do
         case $name in munged) f=$MUNGE_PID ;; mariadbd) f=$MARIADB_PID ;; *) f="$RUN/$name.pid" ;; esac
         if pid=$(pid_of "$f"); then echo "$name: running (pid $pid)"
-        else echo "$name: not running"; [[ $name == slurm* || $name == munged ]] && [[ $name != slurmdbd ]] && rc=1; fi
+        else
+            echo "$name: not running"
+            case $name in munged | slurmctld | slurmd) rc=1 ;; esac  # the others only with accounting
+        fi
     done
     echo "config: $CONF"
     if have sinfo && [[ -f $CONF ]]; then SLURM_CONF="$CONF" sinfo -N -l 2>&1 || rc=1; fi
