@@ -18,10 +18,11 @@ from .errors import BenchError
 
 @dataclass
 class DatasetConfig:
-    kind: str = "builtin_photos"  # builtin_photos | image_folder
+    kind: str = "builtin_photos"  # builtin_photos | image_folder | celeba
     root: Optional[str] = None  # folder holding the split folders (image_folder)
     resolution: int = 32
     preprocessing: str = "resize_center_crop"  # resize_center_crop | adm_center_crop | none
+    center_crop: Optional[int] = None  # crop a square of this size from the middle first (CelebA: 140)
     train_split: str = "train"
     eval_split: str = "test"
     max_items: Optional[int] = None  # a fixed subset of each split (e.g. 5000)
@@ -45,6 +46,7 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid", "usage"])
     usage_queue: int = 65536  # codes in the recent-usage queue (visual-tokenizer-pytorch's definition)
     fid_weights: Optional[str] = None  # Inception weights file; default: torch-fidelity's cache path
+    samples: int = 8  # reconstructions kept for the leaderboard's grid
     num_workers: int = 0
 
 
@@ -52,10 +54,12 @@ class EvalConfig:
 class ReferenceRow:
     """A published number the suite's leaderboard shows beside the measured ones."""
 
-    tokenizer: str = MISSING  # the tokenizer config it compares with (or a free label)
+    tokenizer: str = MISSING  # label, e.g. "VQGAN (taming), 16x16, 1024 codes"
     source: str = MISSING  # paper / repository and table
+    compares_with: Optional[str] = None  # the tokenizer config whose records it is compared with
     metrics: dict[str, float] = field(default_factory=dict)
-    protocol: str = ""  # how the paper measured it
+    # how the paper measured it; keys compared with the records: split, num_items, resolution, preprocessing
+    protocol: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from .evaluate import evaluate
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
 from .records import RunRecord, config_hash, file_sha256, git_sha, hardware, record_path, write_record
+from .samples import save_samples
 from .train import train
 
 log = logging.getLogger("bench.run")
@@ -120,6 +121,9 @@ def run_one(cfg: DictConfig) -> Path:
         log.warning("%s: %s not available: %s", tok.id, name, reason)
     values = evaluate(model, dataset, metrics, batch_size=suite.eval.batch_size, device=device, num_workers=suite.eval.num_workers)
 
+    samples_path = Path(cfg.output_dir) / suite.name / "samples" / f"{tok.id}-{hash_}.npz"
+    save_samples(model, dataset, samples_path, count=suite.eval.samples, device=device)
+
     tokens = math.prod(grid)
     pixels = math.prod(item_shape[1:])
     record = RunRecord(
@@ -140,6 +144,7 @@ def run_one(cfg: DictConfig) -> Path:
             "num_items": len(dataset),
             "input_shape": list(item_shape),
             "preprocessing": suite.dataset.preprocessing,
+            "center_crop": suite.dataset.center_crop,
             "metrics": {name: metric.protocol for name, metric in metrics.items()},
         },
         rate={

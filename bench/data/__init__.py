@@ -12,10 +12,12 @@ from torch.utils.data import Dataset
 
 from ..errors import BenchError
 from .builtin import builtin_photos
+from .celeba import celeba
 from .images import image_folder
 
 _DATASETS: dict[str, Callable[..., Dataset]] = {
     "builtin_photos": builtin_photos,
+    "celeba": celeba,
     "image_folder": image_folder,
 }
 

@@ -23,10 +23,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 class ImageFiles(Dataset):
     """Images from a list of paths, preprocessed to ``(3, resolution, resolution)`` in [-1, 1]."""
 
-    def __init__(self, paths: list[Path], resolution: int, preprocessing: str):
+    def __init__(self, paths: list[Path], resolution: int, preprocessing: str, center_crop: int | None = None):
         self.paths = paths
         self.resolution = resolution
         self.preprocessing = preprocessing
+        self.center_crop = center_crop
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -36,7 +37,7 @@ class ImageFiles(Dataset):
         try:
             with Image.open(path) as image:
                 image.load()
-                return preprocess(image, self.resolution, self.preprocessing, str(path))
+                return preprocess(image, self.resolution, self.preprocessing, str(path), self.center_crop)
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise BenchError(f"cannot read image {path}: {error}") from error
 
@@ -62,4 +63,4 @@ def image_folder(cfg, split: str) -> ImageFiles:
     if cfg.root is None:
         raise BenchError("suite.dataset.root is not set: point it at the folder holding the splits")
     paths = subset(list_images(Path(cfg.root).expanduser() / split), cfg.max_items)
-    return ImageFiles(paths, cfg.resolution, cfg.preprocessing)
+    return ImageFiles(paths, cfg.resolution, cfg.preprocessing, cfg.center_crop)

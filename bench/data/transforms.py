@@ -45,11 +45,14 @@ PREPROCESSING = {
 }
 
 
-def preprocess(image: Image.Image, size: int, method: str, source: str) -> Tensor:
-    """PIL image -> ``(3, size, size)`` float tensor in [-1, 1]."""
+def preprocess(image: Image.Image, size: int, method: str, source: str, center_crop: int | None = None) -> Tensor:
+    """PIL image -> ``(3, size, size)`` float tensor in [-1, 1]; ``center_crop`` first crops a
+    ``center_crop`` square from the middle (CelebA's 140-pixel face crop)."""
     if method not in PREPROCESSING:
         raise BenchError(f"unknown preprocessing {method!r}; known: {', '.join(PREPROCESSING)}")
     image = image.convert("RGB")
+    if center_crop is not None:
+        image = _center_crop(image, center_crop)
     transform = PREPROCESSING[method]
     if transform is not None:
         image = transform(image, size)
@@ -60,4 +63,4 @@ def preprocess(image: Image.Image, size: int, method: str, source: str) -> Tenso
 
 def to_tensor(array: np.ndarray) -> Tensor:
     """uint8 ``(H, W, 3)`` -> float ``(3, H, W)`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return torch.from_numpy(np.array(array, dtype=np.float32)).permute(2, 0, 1).div(127.5).sub(1.0)

@@ -1,0 +1,60 @@
+"""Pictures beside the leaderboard tables (matplotlib, Agg, PNG without timestamps so the same
+records give the same bytes): rate-distortion curves and reconstruction grids."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .records import atomic_write_bytes  # noqa: E402
+
+# (metric key, axis label, lower is better)
+DISTORTIONS = [("psnr", "PSNR (dB) ↑", False), ("rfid", "rFID ↓", True), ("ssim", "SSIM ↑", False), ("mel_distance", "mel distance ↓", True)]
+
+
+def _save(figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def rate_distortion(records: list[dict[str, Any]], rate_key: str, rate_label: str, path: Path) -> bool:
+    """One panel per distortion metric present: rate on x, metric on y, a labelled point per tokenizer."""
+    panels = [d for d in DISTORTIONS if any(r["metrics"].get(d[0]) is not None for r in records)]
+    if not panels:
+        return False
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for axis, (key, label, _) in zip(axes[0], panels):
+        points = sorted((r["rate"][rate_key], r["metrics"][key], r["tokenizer"]) for r in records if r["metrics"].get(key) is not None)
+        axis.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue")
+        for x, y, name in points:
+            axis.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axis.set_xlabel(rate_label)
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    _save(figure, path)
+    return True
+
+
+def reconstruction_grid(originals: np.ndarray, rows: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """``originals`` and each row's images are uint8 ``(N, H, W, 3)``; originals on top."""
+    all_rows = [("original", originals), *rows]
+    count = originals.shape[0]
+    figure, axes = plt.subplots(len(all_rows), count, figsize=(1.2 * count + 1.6, 1.2 * len(all_rows)), squeeze=False)
+    for r, (name, images) in enumerate(all_rows):
+        for c in range(count):
+            axis = axes[r][c]
+            axis.imshow(images[c], interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+    figure.subplots_adjust(wspace=0.03, hspace=0.03)
+    _save(figure, path)

@@ -1,0 +1,39 @@
+"""A few reconstructions per run, kept for the leaderboard's reconstruction grid.
+
+The same items (evenly spaced through the evaluation set) for every tokenizer of a suite, stored as
+uint8 ``(count, H, W, 3)`` arrays in ``results/<suite>/samples/<tokenizer>-<hash>.npz``.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from .records import atomic_write_bytes
+
+
+def to_uint8_images(x: Tensor) -> np.ndarray:
+    """``(B, 3, H, W)`` in [-1, 1] -> ``(B, H, W, 3)`` uint8 (rounded)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def save_samples(model: nn.Module, dataset: Dataset, path: Path, *, count: int, device: torch.device) -> None:
+    indices = np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int)
+    originals = torch.stack([dataset[int(i)] for i in indices]).to(device)
+    if originals.ndim != 4:  # only image suites get a grid
+        return
+    reconstructions = model.decode(model.encode(originals))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, indices=indices, originals=to_uint8_images(originals), reconstructions=to_uint8_images(reconstructions))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_samples(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
