@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
 
 from .errors import BenchError
 
@@ -97,6 +99,13 @@ def register_configs() -> None:
     store.store(name="run_schema", node=RunConfig)
     store.store(group="suite", name="suite_schema", node=SuiteConfig)
     store.store(group="tokenizer", name="tokenizer_schema", node=TokenizerConfig)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The config ``python -m bench.run <overrides>`` would run with (for tests and tools)."""
+    register_configs()
+    with initialize_config_module(config_module="bench.conf", version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
 
 
 _CHOICES = {

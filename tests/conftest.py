@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from bench.config import register_configs
+from bench.config import compose
 
 
 @pytest.fixture
 def compose_run(tmp_path):
     """Compose ``bench.run``'s config with overrides, writing results under ``tmp_path``."""
-    register_configs()
 
     def _compose(*overrides: str):
-        with initialize_config_module(config_module="bench.conf", version_base="1.3"):
-            return compose(
-                config_name="config",
-                overrides=[f"output_dir={tmp_path / 'results'}", f"leaderboard_dir={tmp_path / 'leaderboards'}", *overrides],
-            )
+        return compose([f"output_dir={tmp_path / 'results'}", f"leaderboard_dir={tmp_path / 'leaderboards'}", *overrides])
 
     return _compose
 
