@@ -1,0 +1,326 @@
+"""bench.metrics against independent references: scikit-image, torchmetrics, scipy, torch-fidelity,
+closed forms and hand-counted code streams. No network: FID runs a randomly initialised Inception."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from skimage import data, metrics as skm, transform
+from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.image import PeakSignalNoiseRatio
+
+from bench.metrics import (
+    FID,
+    LPIPS,
+    PSNR,
+    SSIM,
+    CodebookUsage,
+    MetricUnavailable,
+    build_metrics,
+    update_all,
+)
+from bench.metrics._convert import to_uint8
+from bench.metrics.fid import INCEPTION_FILE, INCEPTION_URL, frechet_distance
+from bench.metrics.reconstruction import SSIM_OPTIONS
+
+# ---------------------------------------------------------------- photographs with noise
+
+
+def _photo(image: np.ndarray, size: int = 128) -> np.ndarray:
+    """Centre square crop of an ``(H, W, 3)`` uint8 photo, resized to ``(size, size, 3)`` uint8."""
+    h, w = image.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    square = image[top : top + s, left : left + s]
+    return (transform.resize(square, (size, size), anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Real and noisy uint8 photos ``(N, 128, 128, 3)``, each at a different noise level."""
+    rng = np.random.default_rng(0)
+    real = np.stack([_photo(f()) for f in (data.astronaut, data.chelsea, data.coffee, data.rocket)])
+    sigmas = np.array([2.0, 6.0, 15.0, 40.0])[:, None, None, None]
+    fake = np.clip(real + rng.normal(size=real.shape) * sigmas, 0, 255).round().astype(np.uint8)
+    return real, fake
+
+
+def _signed(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` -> floats in [-1, 1] ``(N, 3, H, W)``."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def test_uint8_round_trip_and_rounding():
+    levels = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_uint8(levels.float() / 127.5 - 1), levels)
+    # Rounds to the nearest level (0.4 and 0.6 of a level) and clamps out-of-range values.
+    x = torch.tensor([-2.0, (0.4 / 127.5) - 1, (0.6 / 127.5) - 1, 1.5])
+    assert to_uint8(x).tolist() == [0, 0, 1, 255]
+
+
+def test_psnr_equals_skimage_mean_per_image(photo_pairs):
+    real, fake = photo_pairs
+    expected = np.mean([skm.peak_signal_noise_ratio(r, f, data_range=255) for r, f in zip(real, fake)])
+    metric = PSNR()
+    metric.update(_signed(real), _signed(fake))
+    assert float(metric.compute()) == pytest.approx(expected, abs=1e-5)  # torchmetrics: float32 log
+
+
+def test_psnr_is_not_torchmetrics_pooled_default(photo_pairs):
+    """Papers average per-image PSNR; torchmetrics by default pools the MSE over the batch."""
+    real, fake = photo_pairs
+    metric = PSNR()
+    metric.update(_signed(real), _signed(fake))
+    pooled = PeakSignalNoiseRatio(data_range=255.0)(
+        torch.from_numpy(fake).double(), torch.from_numpy(real).double()
+    )
+    assert float(metric.compute()) - float(pooled) > 3.0
+
+
+def test_ssim_equals_torchmetrics_and_skimage_interior(photo_pairs):
+    real, fake = photo_pairs
+    metric = SSIM()
+    metric.update(_signed(real), _signed(fake))
+
+    real01 = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 255
+    fake01 = torch.from_numpy(fake).permute(0, 3, 1, 2).float() / 255
+    direct = structural_similarity_index_measure(fake01, real01, **SSIM_OPTIONS)
+    assert float(metric.compute()) == pytest.approx(float(direct), abs=1e-6)
+
+    # skimage averages the same map without its 5-pixel border.
+    _, maps = structural_similarity_index_measure(
+        fake01, real01, reduction="none", return_full_image=True, **SSIM_OPTIONS
+    )
+    ours_interior = maps[..., 5:-5, 5:-5].mean(dim=(1, 2, 3))
+    reference = [
+        skm.structural_similarity(
+            r, f, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=255
+        )
+        for r, f in zip(real, fake)
+    ]
+    np.testing.assert_allclose(ours_interior.numpy(), reference, atol=1e-4)
+    assert len(set(np.round(reference, 2))) == len(reference)  # the images really differ in quality
+
+
+def test_video_frames_are_averaged(photo_pairs):
+    real, fake = photo_pairs
+    as_video = lambda x: _signed(x).reshape(2, 2, 3, 128, 128).transpose(1, 2)  # noqa: E731  (B, 3, T, H, W)
+    for cls in (PSNR, SSIM):
+        frames, video = cls(), cls()
+        frames.update(_signed(real), _signed(fake))
+        video.update(as_video(real), as_video(fake))
+        assert float(video.compute()) == pytest.approx(float(frames.compute()), abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", [PSNR, SSIM])
+def test_reconstruction_metrics_merge(cls, photo_pairs):
+    real, fake = _signed(photo_pairs[0]), _signed(photo_pairs[1])
+    whole, first, second = cls(), cls(), cls()
+    whole.update(real, fake)
+    first.update(real[:1], fake[:1])
+    second.update(real[1:], fake[1:])
+    first.merge_state(second)
+    assert float(first.compute()) == pytest.approx(float(whole.compute()), abs=1e-6)
+
+
+# ---------------------------------------------------------------- codebook usage
+
+
+def test_usage_whole_set_vs_queue():
+    """All 8 codes are used, but the last 6 codes seen hold only 3 distinct ones."""
+    stream = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 3, 2, 1])
+    metric = CodebookUsage(codebook_size=8, num_codebooks=1, queue_size=6)
+    metric.update(stream[:10].reshape(2, 5, 1))  # natural order: row-major over the batch
+    metric.update(stream[10:].reshape(1, 4, 1))
+    out = metric.compute()
+    assert out["usage"] == 1.0
+    assert out["usage_queue"] == pytest.approx(3 / 8)
+    counts = np.bincount(stream.numpy(), minlength=8) / len(stream)
+    assert out["perplexity"] == pytest.approx(math.exp(-(counts * np.log(counts)).sum()))
+
+
+def test_usage_queue_not_yet_full_and_order_matters():
+    metric = CodebookUsage(codebook_size=16, queue_size=4)
+    metric.update(torch.tensor([[5], [5], [9]]))  # fewer codes than the queue: all of them count
+    assert metric.compute()["usage_queue"] == pytest.approx(2 / 16)
+    metric.update(torch.tensor([[1], [2], [3], [4], [4], [4]]))  # queue is now [3, 4, 4, 4]
+    assert metric.compute()["usage_queue"] == pytest.approx(2 / 16)
+    assert metric.compute()["usage"] == pytest.approx(6 / 16)
+
+
+def test_usage_multi_codebook_and_uniform_perplexity():
+    k = 32
+    first = torch.arange(k).repeat(3)  # uniform over all entries
+    second = torch.zeros(3 * k, dtype=torch.long)  # always entry 0
+    metric = CodebookUsage(codebook_size=k, num_codebooks=2, queue_size=k)
+    metric.update(torch.stack([first, second], dim=-1).reshape(4, -1, 2))
+    out = metric.compute()
+    assert out["usage_per_codebook"] == [1.0, 1 / k]
+    assert out["usage_queue_per_codebook"] == [1.0, 1 / k]
+    assert out["perplexity_per_codebook"] == pytest.approx([k, 1.0])
+    assert out["usage"] == pytest.approx((1 + 1 / k) / 2)
+    assert out["perplexity"] == pytest.approx((k + 1) / 2)
+
+
+def test_usage_merge_concatenates_queues_in_shard_order():
+    rng = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 64, (40, 3, 2), generator=rng)
+    whole = CodebookUsage(64, 2, queue_size=50)
+    first, second = CodebookUsage(64, 2, queue_size=50), CodebookUsage(64, 2, queue_size=50)
+    for i, batch in enumerate(codes.split(5)):
+        whole.update(batch)
+        (first if i < 5 else second).update(batch)
+    first.merge_state(second)
+    assert first.compute() == whole.compute()
+    # A shard with fewer codes than the queue keeps the earlier shard's codes behind it.
+    small_a, small_b, small_all = (CodebookUsage(64, 2, queue_size=50) for _ in range(3))
+    small_a.update(codes[:4])
+    small_b.update(codes[4:8])
+    small_all.update(codes[:8])
+    small_a.merge_state(small_b)
+    assert torch.equal(small_a.queue, small_all.queue)
+
+
+def test_usage_large_codebook():
+    metric = CodebookUsage(codebook_size=2**18, num_codebooks=1)
+    metric.update(torch.arange(2**17).reshape(2, 256, 256, 1))
+    out = metric.compute()
+    assert out["usage"] == 0.5
+    assert out["usage_queue"] == pytest.approx(65536 / 2**18)
+    assert out["perplexity"] == pytest.approx(2**17)
+
+
+def test_usage_rejects_bad_codes():
+    with pytest.raises(ValueError):
+        CodebookUsage(8, 1).update(torch.tensor([[8]]))
+    with pytest.raises(ValueError):
+        CodebookUsage(8, 2).update(torch.tensor([[1]]))
+
+
+# ---------------------------------------------------------------- Frechet distance and FID
+
+
+def test_frechet_distance_diagonal_closed_form():
+    rng = np.random.default_rng(1)
+    d = 64
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    v1, v2 = rng.uniform(0.1, 3, size=d), rng.uniform(0.1, 3, size=d)
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
+    got = frechet_distance(*map(torch.from_numpy, (mu1, np.diag(v1), mu2, np.diag(v2))))
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    rng = np.random.default_rng(2)
+    d = 48
+    a, b = rng.normal(size=(200, d)), rng.normal(size=(200, d)) @ rng.normal(size=(d, d)) * 0.3
+    mu1, mu2 = a.mean(0), b.mean(0) + 0.5
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    got = frechet_distance(*map(torch.from_numpy, (mu1, s1, mu2, s2)))
+    assert got == pytest.approx(expected, rel=1e-8)
+
+
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory) -> str:
+    """A randomly initialised torch-fidelity Inception saved to a file (Kaiming-normal convolutions:
+    with PyTorch's default init its pool features collapse and every FID is ~0)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as tfi
+
+    with pytest.MonkeyPatch.context() as mp:
+        # Build the architecture without any weights: no download, no loading.
+        mp.setattr(tfi, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        mp.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *args, **kwargs: None)
+        net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.manual_seed(0)
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight)
+    path = tmp_path_factory.mktemp("inception") / INCEPTION_FILE
+    torch.save(net.state_dict(), path)
+    return str(path)
+
+
+class _Uint8Images(torch.utils.data.Dataset):
+    """uint8 ``(3, H, W)`` images from a ``(N, 3, H, W)`` tensor, as torch-fidelity reads them."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def test_fid_matches_torch_fidelity(random_inception):
+    """Two shards merged vs torch-fidelity's calculate_metrics on the whole sets."""
+    import torch_fidelity
+
+    gen = torch.Generator().manual_seed(0)
+    n = 10
+    base = torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=gen), size=64, mode="bilinear")
+    real = (base * 255).round().to(torch.uint8)
+    noise = torch.rand(n, 3, 64, 64, generator=gen)
+    fake = ((base * 0.5 + 0.5 * noise) * 255).round().to(torch.uint8)  # blurry photo-like vs noisy
+
+    reference = torch_fidelity.calculate_metrics(
+        input1=_Uint8Images(real), input2=_Uint8Images(fake), fid=True, cuda=False, cache=False,
+        feature_extractor_weights_path=random_inception, save_cpu_ram=True, verbose=False,
+    )["frechet_inception_distance"]
+
+    signed = lambda x: x.float() / 127.5 - 1  # noqa: E731
+    first, second = FID(weights_path=random_inception), FID(weights_path=random_inception)
+    first.update(signed(real[:4]), signed(fake[:4]))
+    second.update(signed(real[4:]), signed(fake[4:]))
+    first.merge_state(second)
+    ours = float(first.compute())
+    print(f"FID ours {ours!r} torch-fidelity {reference!r}")
+    assert reference > 1.0  # the random network does not collapse
+    assert ours == pytest.approx(reference, rel=1e-3)
+    assert len(first.weights_sha256) == 64
+    assert INCEPTION_FILE in first.protocol
+
+
+def test_fid_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MetricUnavailable) as err:
+        FID()
+    message = str(err.value)
+    assert INCEPTION_FILE in message and INCEPTION_URL in message and str(tmp_path) in message
+    assert "\n" not in message
+    with pytest.raises(MetricUnavailable):
+        FID(weights_path=str(tmp_path / "nowhere.pth"))
+
+
+def test_lpips_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MetricUnavailable) as err:
+        LPIPS()
+    assert "alexnet-owt-7be5be79.pth" in str(err.value) and "LPIPS_v0.1_alex" in str(err.value)
+
+
+# ---------------------------------------------------------------- factory
+
+
+def test_build_metrics_reports_unavailable(tmp_path, monkeypatch, photo_pairs):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    metrics, unavailable = build_metrics(
+        ["psnr", "ssim", "lpips", "rfid", "usage"], codebook_size=16, num_codebooks=2, usage_queue=8
+    )
+    assert set(metrics) == {"psnr", "ssim", "usage"}
+    assert set(unavailable) == {"lpips", "rfid"} and INCEPTION_URL in unavailable["rfid"]
+    assert all(isinstance(m.protocol, str) and m.protocol for m in metrics.values())
+
+    real, fake = _signed(photo_pairs[0]), _signed(photo_pairs[1])
+    update_all(metrics, real, fake, torch.randint(0, 16, (4, 5, 5, 2)))
+    assert metrics["usage"].counts.sum() == 4 * 25 * 2
+    assert float(metrics["psnr"].compute()) > 10
+    with pytest.raises(ValueError):
+        build_metrics(["fvd"], codebook_size=16, num_codebooks=1)
