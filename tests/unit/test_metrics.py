@@ -259,6 +259,20 @@ class _Uint8Images(torch.utils.data.Dataset):
         return self.images[i]
 
 
+def test_fid_statistics_from_sums_merge(random_inception):
+    """Mean and covariance rebuilt from merged float64 sums equal numpy's on the stacked features."""
+    rng = np.random.default_rng(3)
+    feats = rng.gamma(2.0, size=(30, 2048))
+    first, second = FID(weights_path=random_inception), FID(weights_path=random_inception)
+    first._accumulate("real", torch.from_numpy(feats[:12]))
+    second._accumulate("real", torch.from_numpy(feats[12:]))
+    first.merge_state(second)
+    mu, sigma = first._gaussian("real")
+    np.testing.assert_allclose(mu.numpy(), feats.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(sigma.numpy(), np.cov(feats, rowvar=False), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow  # Inception on 40 images and two 2048-d eigendecompositions: 30-130 s on 2 cores
 def test_fid_matches_torch_fidelity(random_inception):
     """Two shards merged vs torch-fidelity's calculate_metrics on the whole sets."""
     import torch_fidelity
