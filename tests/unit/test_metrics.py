@@ -4,6 +4,7 @@ closed forms and hand-counted code streams. No network: FID runs a randomly init
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -338,3 +339,34 @@ def test_build_metrics_reports_unavailable(tmp_path, monkeypatch, photo_pairs):
     assert float(metrics["psnr"].compute()) > 10
     with pytest.raises(ValueError):
         build_metrics(["fvd"], codebook_size=16, num_codebooks=1)
+
+
+def test_lpips_matches_torchmetrics_with_local_weights(tmp_path, monkeypatch, photo_pairs):
+    """pyiqa's LPIPS through our metric vs torchmetrics' independent LPIPS, both reading the same
+    offline files: a random AlexNet backbone and torchmetrics' shipped v0.1 linear layers."""
+    import torchmetrics.functional.image.lpips as tm_lpips
+    import torchvision
+
+    from bench.metrics.lpips import lpips_weight_paths
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    backbone_path, linear_path = lpips_weight_paths().values()
+    torch.manual_seed(0)
+    backbone = torchvision.models.alexnet(weights=None).state_dict()
+    # The classifier is unused by LPIPS: store it as stride-0 views so the file stays small.
+    backbone = {k: v if k.startswith("features") else torch.zeros(1).expand(v.shape) for k, v in backbone.items()}
+    for path in (backbone_path, linear_path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(backbone, backbone_path)
+    shipped = os.path.join(os.path.dirname(tm_lpips.__file__), "lpips_models", "alex.pth")
+    torch.save(torch.load(shipped, map_location="cpu"), linear_path)
+
+    metric = LPIPS()
+    real, fake = photo_pairs
+    metric.update(_signed(real), _signed(fake))
+    to01 = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    reference = tm_lpips.learned_perceptual_image_patch_similarity(
+        to01(fake), to01(real), net_type="alex", normalize=True
+    )
+    assert float(reference) > 0.01
+    assert float(metric.compute()) == pytest.approx(float(reference), rel=1e-4)
