@@ -15,10 +15,10 @@ class MetricUnavailable(RuntimeError):
     """A metric cannot be built here (e.g. its network weights are not on disk)."""
 
 
-from bench.metrics.codebook import CodebookUsage  # noqa: E402
-from bench.metrics.fid import FID  # noqa: E402
-from bench.metrics.lpips import LPIPS  # noqa: E402
-from bench.metrics.reconstruction import PSNR, SSIM  # noqa: E402
+from bench.metrics.codebook import CodebookUsage
+from bench.metrics.fid import FID
+from bench.metrics.lpips import LPIPS
+from bench.metrics.reconstruction import PSNR, SSIM
 
 METRIC_NAMES = ("psnr", "ssim", "lpips", "rfid", "usage")
 
@@ -63,6 +63,13 @@ def update_all(metrics: dict[str, Metric], real: Tensor, fake: Tensor, codes: Te
 
 
 __all__ = [
-    "CodebookUsage", "FID", "LPIPS", "METRIC_NAMES", "MetricUnavailable", "PSNR", "SSIM", "build_metrics",
+    "FID",
+    "LPIPS",
+    "METRIC_NAMES",
+    "PSNR",
+    "SSIM",
+    "CodebookUsage",
+    "MetricUnavailable",
+    "build_metrics",
     "update_all",
 ]

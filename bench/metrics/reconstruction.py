@@ -25,7 +25,6 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from bench.metrics._convert import to_unit
 
-
 SSIM_OPTIONS = {"gaussian_kernel": True, "sigma": 1.5, "kernel_size": 11, "data_range": 1.0}
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from skimage import data, metrics as skm, transform
+from skimage import data, transform
+from skimage import metrics as skm
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio
 
@@ -50,9 +51,20 @@ def photo_pairs() -> tuple[np.ndarray, np.ndarray]:
     return real, fake
 
 
+def _unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` -> floats in [0, 1] ``(N, 3, H, W)``."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+
+
 def _signed(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(N, H, W, 3)`` -> floats in [-1, 1] ``(N, 3, H, W)``."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return _unit(images) * 2 - 1
+
+
+def _video(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(4, H, W, 3)`` -> two 2-frame clips in [-1, 1], ``(2, 3, 2, H, W)``."""
+    frames = _signed(images)
+    return frames.reshape(2, 2, *frames.shape[1:]).transpose(1, 2)
 
 
 def test_uint8_round_trip_and_rounding():
@@ -76,9 +88,7 @@ def test_psnr_is_not_torchmetrics_pooled_default(photo_pairs):
     real, fake = photo_pairs
     metric = PSNR()
     metric.update(_signed(real), _signed(fake))
-    pooled = PeakSignalNoiseRatio(data_range=255.0)(
-        torch.from_numpy(fake).double(), torch.from_numpy(real).double()
-    )
+    pooled = PeakSignalNoiseRatio(data_range=255.0)(torch.from_numpy(fake).double(), torch.from_numpy(real).double())
     assert float(metric.compute()) - float(pooled) > 3.0
 
 
@@ -87,8 +97,7 @@ def test_ssim_equals_torchmetrics_and_skimage_interior(photo_pairs):
     metric = SSIM()
     metric.update(_signed(real), _signed(fake))
 
-    real01 = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 255
-    fake01 = torch.from_numpy(fake).permute(0, 3, 1, 2).float() / 255
+    real01, fake01 = _unit(real), _unit(fake)
     direct = structural_similarity_index_measure(fake01, real01, **SSIM_OPTIONS)
     assert float(metric.compute()) == pytest.approx(float(direct), abs=1e-6)
 
@@ -109,11 +118,10 @@ def test_ssim_equals_torchmetrics_and_skimage_interior(photo_pairs):
 
 def test_video_frames_are_averaged(photo_pairs):
     real, fake = photo_pairs
-    as_video = lambda x: _signed(x).reshape(2, 2, 3, 128, 128).transpose(1, 2)  # noqa: E731  (B, 3, T, H, W)
     for cls in (PSNR, SSIM):
         frames, video = cls(), cls()
         frames.update(_signed(real), _signed(fake))
-        video.update(as_video(real), as_video(fake))
+        video.update(_video(real), _video(fake))
         assert float(video.compute()) == pytest.approx(float(frames.compute()), abs=1e-6)
 
 
@@ -286,14 +294,20 @@ def test_fid_matches_torch_fidelity(random_inception):
     fake = ((base * 0.5 + 0.5 * noise) * 255).round().to(torch.uint8)  # blurry photo-like vs noisy
 
     reference = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(real), input2=_Uint8Images(fake), fid=True, cuda=False, cache=False,
-        feature_extractor_weights_path=random_inception, save_cpu_ram=True, verbose=False,
+        input1=_Uint8Images(real),
+        input2=_Uint8Images(fake),
+        fid=True,
+        cuda=False,
+        cache=False,
+        feature_extractor_weights_path=random_inception,
+        save_cpu_ram=True,
+        verbose=False,
     )["frechet_inception_distance"]
 
-    signed = lambda x: x.float() / 127.5 - 1  # noqa: E731
+    real_signed, fake_signed = real.float() / 127.5 - 1, fake.float() / 127.5 - 1
     first, second = FID(weights_path=random_inception), FID(weights_path=random_inception)
-    first.update(signed(real[:4]), signed(fake[:4]))
-    second.update(signed(real[4:]), signed(fake[4:]))
+    first.update(real_signed[:4], fake_signed[:4])
+    second.update(real_signed[4:], fake_signed[4:])
     first.merge_state(second)
     ours = float(first.compute())
     print(f"FID ours {ours!r} torch-fidelity {reference!r}")
@@ -364,9 +378,8 @@ def test_lpips_matches_torchmetrics_with_local_weights(tmp_path, monkeypatch, ph
     metric = LPIPS()
     real, fake = photo_pairs
     metric.update(_signed(real), _signed(fake))
-    to01 = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255  # noqa: E731
     reference = tm_lpips.learned_perceptual_image_patch_similarity(
-        to01(fake), to01(real), net_type="alex", normalize=True
+        _unit(fake), _unit(real), net_type="alex", normalize=True
     )
     assert float(reference) > 0.01
     assert float(metric.compute()) == pytest.approx(float(reference), rel=1e-4)
