@@ -194,6 +194,34 @@ def test_usage_merge_concatenates_queues_in_shard_order():
     assert torch.equal(small_a.queue, small_all.queue)
 
 
+def _gather_from(*shards):
+    """A ``dist_sync_fn`` that plays all-gather over ``shards`` (rank order) without processes."""
+
+    def gather(tensor, group=None):
+        name = next(n for n in shards[0]._defaults if getattr(shards[0], n) is tensor)
+        return [getattr(shard, name) for shard in shards]
+
+    return gather
+
+
+def test_ddp_style_sync_reduces_like_one_process(photo_pairs):
+    codes = torch.randint(0, 64, (40, 3, 2), generator=torch.Generator().manual_seed(1))
+    whole, rank0, rank1 = (CodebookUsage(64, 2, queue_size=50) for _ in range(3))
+    whole.update(codes)
+    rank0.update(codes[:25])
+    rank1.update(codes[25:])
+    rank0.sync(dist_sync_fn=_gather_from(rank0, rank1), distributed_available=lambda: True)
+    assert torch.equal(rank0.queue, whole.queue) and torch.equal(rank0.counts, whole.counts)
+
+    real, fake = _signed(photo_pairs[0]), _signed(photo_pairs[1])
+    whole, rank0, rank1 = PSNR(), PSNR(), PSNR()
+    whole.update(real, fake)
+    rank0.update(real[:3], fake[:3])
+    rank1.update(real[3:], fake[3:])
+    rank0.sync(dist_sync_fn=_gather_from(rank0, rank1), distributed_available=lambda: True)
+    assert rank0.count == whole.count and float(rank0.total) == pytest.approx(float(whole.total), rel=1e-12)
+
+
 def test_usage_large_codebook():
     metric = CodebookUsage(codebook_size=2**18, num_codebooks=1)
     metric.update(torch.arange(2**17).reshape(2, 256, 256, 1))
