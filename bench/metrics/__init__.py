@@ -3,6 +3,9 @@
 Every metric has a ``protocol`` string stating its convention, recorded with each result.
 ``build_metrics`` returns the metrics that can run here and, for the others, why not (missing
 weights are never downloaded), so a run completes and records e.g. "rFID: not available: ...".
+Feed batches with ``update`` (or ``update_all``), not ``forward``: ``forward`` also computes a
+per-batch value, and FID's ``compute`` costs a 2048-d eigendecomposition (tens of seconds on CPU).
+Shards combine with ``merge_state`` or, under DDP, torchmetrics' own sync.
 """
 
 from __future__ import annotations
