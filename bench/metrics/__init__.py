@@ -3,6 +3,9 @@
 Every metric has a ``protocol`` string stating its convention, recorded with each result.
 ``build_metrics`` returns the metrics that can run here and, for the others, why not (missing
 weights are never downloaded), so a run completes and records e.g. "rFID: not available: ...".
+Feed batches with ``update`` (or ``update_all``), not ``forward``: ``forward`` also computes a
+per-batch value, and FID's ``compute`` costs a 2048-d eigendecomposition (tens of seconds on CPU).
+Shards combine with ``merge_state`` or, under DDP, torchmetrics' own sync.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ class MetricUnavailable(RuntimeError):
     """A metric cannot be built here (e.g. its network weights are not on disk)."""
 
 
-from bench.metrics.codebook import CodebookUsage  # noqa: E402
-from bench.metrics.fid import FID  # noqa: E402
-from bench.metrics.lpips import LPIPS  # noqa: E402
-from bench.metrics.reconstruction import PSNR, SSIM  # noqa: E402
+from bench.metrics.codebook import CodebookUsage
+from bench.metrics.fid import FID
+from bench.metrics.lpips import LPIPS
+from bench.metrics.reconstruction import PSNR, SSIM
 
 METRIC_NAMES = ("psnr", "ssim", "lpips", "rfid", "usage")
 
@@ -63,6 +66,13 @@ def update_all(metrics: dict[str, Metric], real: Tensor, fake: Tensor, codes: Te
 
 
 __all__ = [
-    "CodebookUsage", "FID", "LPIPS", "METRIC_NAMES", "MetricUnavailable", "PSNR", "SSIM", "build_metrics",
+    "FID",
+    "LPIPS",
+    "METRIC_NAMES",
+    "PSNR",
+    "SSIM",
+    "CodebookUsage",
+    "MetricUnavailable",
+    "build_metrics",
     "update_all",
 ]

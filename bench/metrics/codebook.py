@@ -51,7 +51,8 @@ class CodebookUsage(Metric):
             "counts", torch.zeros(self.num_codebooks, self.codebook_size, dtype=torch.int64), dist_reduce_fx="sum"
         )
         self.add_state(
-            "queue", torch.full((self.queue_size, self.num_codebooks), -1, dtype=torch.int64),
+            "queue",
+            torch.full((self.queue_size, self.num_codebooks), -1, dtype=torch.int64),
             dist_reduce_fx=_merge_queues,
         )
 

@@ -14,6 +14,7 @@ States, for real and fake separately: feature sum ``(2048,)``, sum of outer prod
 and unbiased covariance (as ``numpy.cov``) and calls torch-fidelity's own Frechet distance
 (``fid_statistics_to_metric``: trace of the square root from the eigenvalues of
 ``sigma1 @ sigma2``), which agrees with ``scipy.linalg.sqrtm`` to ~1e-15 on full-rank matrices.
+That non-symmetric 2048-d eigendecomposition takes 15-60 s on a 2-core CPU, once per ``compute``.
 """
 
 from __future__ import annotations

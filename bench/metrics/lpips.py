@@ -51,9 +51,7 @@ class LPIPS(Metric):
             raise MetricUnavailable("LPIPS needs weight files that are missing; put them at: " + "; ".join(missing))
         import pyiqa
 
-        self.net = pyiqa.create_metric(
-            "lpips", as_loss=False, device=device, pretrained_model_path=paths[LINEAR_URL]
-        )
+        self.net = pyiqa.create_metric("lpips", as_loss=False, device=device, pretrained_model_path=paths[LINEAR_URL])
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
 

@@ -7,10 +7,11 @@ Convention (recorded with every result through ``protocol``):
   averaged over images, as papers report it. torchmetrics' ``PeakSignalNoiseRatio`` by default
   pools the squared error over the whole batch instead, which gives a different (lower) number on
   batches of mixed quality. An exact reconstruction has infinite PSNR; the mean is then ``inf``.
-* SSIM is torchmetrics' convention: RGB, gaussian window of size 11 and sigma 1.5, data range 1,
-  mean of the SSIM map without its 5-pixel border, per image, then averaged over images. This is
-  Wang et al. (2004) and equals scikit-image's ``structural_similarity(gaussian_weights=True,
-  sigma=1.5, use_sample_covariance=False, data_range=1)`` computed on the image minus that border.
+* SSIM (Wang et al., 2004) is torchmetrics' convention: RGB, gaussian window of size 11 and
+  sigma 1.5, data range 1, reflect padding, mean of the whole SSIM map over pixels and channels,
+  per image, then averaged over images. scikit-image's ``structural_similarity(gaussian_weights=
+  True, sigma=1.5, use_sample_covariance=False)`` instead averages the map without its 5-pixel
+  border; on that interior the two maps agree (to float32 precision).
 
 Both metrics keep a float64 sum and a count, so shards merge by summing.
 """
@@ -23,6 +24,8 @@ from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from bench.metrics._convert import to_unit
+
+SSIM_OPTIONS = {"gaussian_kernel": True, "sigma": 1.5, "kernel_size": 11, "data_range": 1.0}
 
 
 class _PerImageMean(Metric):
@@ -70,10 +73,8 @@ class SSIM(_PerImageMean):
     compute_dtype = torch.float32
     protocol = (
         "SSIM: uint8-rounded inputs, RGB, gaussian window 11 sigma 1.5, data range 1, "
-        "torchmetrics (map without 5-px border), per image, mean over images"
+        "torchmetrics (reflect padding, whole map), per image, mean over images"
     )
 
     def per_image(self, real: Tensor, fake: Tensor) -> Tensor:
-        return structural_similarity_index_measure(
-            fake, real, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0, reduction="none"
-        )
+        return structural_similarity_index_measure(fake, real, reduction="none", **SSIM_OPTIONS)
