@@ -5,5 +5,7 @@ Each module registers its class(es) with ``@register_quantizer``; build them by 
 """
 
 from .vector import VectorQuantizer
+from .fsq import FiniteScalarQuantizer
+from .lfq import LookupFreeQuantizer
 
 __all__ = ["VectorQuantizer"]
