@@ -194,7 +194,7 @@ class LookupFreeQuantizer(Quantizer):
         sizes = [bits // num_groups + (1 if g < bits % num_groups else 0) for g in range(num_groups)]
         self.entropy_groups = tuple(sizes)
         # half of the +-1 sign table of each half-group size (the logits are (a / 2) . signs)
-        for size in sorted({h for g in sizes for h in ((g + 1) // 2, g // 2) if h > 0}):
+        for size in sorted({h for g in sizes for h in ((g + 1) // 2, g // 2)}):
             self.register_buffer(f"_half_signs_{size}", bit_signs(size).t() / 2, persistent=False)
 
     @property
