@@ -25,15 +25,18 @@ How they are computed here, without ever building the ``N x 2^k`` matrix at larg
   ``H_b(a) = softplus(a) - a sigmoid(a)``.
 * ``H_codebook`` does not factorise (the batch mean of product distributions is a mixture). It is
   computed EXACTLY over sub-codebooks: the ``k`` bits are cut into ``ceil(k / entropy_group_bits)``
-  contiguous groups of (nearly) equal size; for each group the exact batch-mean distribution over its
-  ``2^{k_g}`` codes (the marginal of the full one) is built with one ``N x 2^{k_g}`` softmax, and the
-  group entropies are SUMMED. By subadditivity the sum is an upper bound of the full codebook entropy,
-  equal to it when ``k <= entropy_group_bits`` (one group: the exact full-codebook entropy, at
-  ``N x 2^k`` memory) -- see ``codebook_entropy_is_exact``. For 18 bits the default gives two groups
-  of 9 bits (``2 x N x 512`` floats). vector-quantize-pytorch instead computes the full ``N x 2^k``
-  softmax (14 GB at 2^18, N = 2048) and clamps probabilities at 1e-5 inside the log (wrong near
-  uniform at large k); Open-MAGVIT2 also uses the full codebook. With several codebooks, both
-  entropies are averaged over codebooks (as vqp does), not summed.
+  contiguous groups of (nearly) equal size and the group entropies are SUMMED. By subadditivity the
+  sum is an upper bound of the full codebook entropy, equal to it when ``k <= entropy_group_bits``
+  (one group: the exact full-codebook entropy) -- see ``codebook_entropy_is_exact``. The default
+  (``entropy_group_bits = 9``) gives two groups of 9 bits at 2^18; ``entropy_group_bits = 18`` gives
+  the exact 2^18 codebook entropy. Each group's batch-mean distribution is itself exact and cheap:
+  a token's distribution over the group's ``2^g`` codes is the outer product of its distributions
+  over the two halves of the group's bits, so ``mean_n P_n = P1^T P2 / N`` -- one matrix product,
+  two ``N x 2^{g/2}`` tensors and one ``2^{g/2} x 2^{g/2}`` matrix, never ``N x 2^g`` (see
+  ``_GroupCodebookEntropy``). vector-quantize-pytorch instead builds the full ``N x 2^k`` softmax
+  (14 GB at 2^18, N = 2048) and clamps probabilities at 1e-5 inside the log (wrong near uniform at
+  large k); Open-MAGVIT2 also uses the full codebook. With several codebooks, both entropies are
+  averaged over codebooks (as vqp does), not summed.
 * Entropies are computed in float32 (float64 inputs stay float64), only in training mode and only
   when ``entropy_weight != 0``.
 """
@@ -140,7 +143,8 @@ class LookupFreeQuantizer(Quantizer):
         commitment_weight: weight of ``mse(x, sg[q])``.
         inv_temperature: ``1/T`` of the code distribution ``softmax(-||x - c||^2 / T)``.
         entropy_group_bits: largest number of bits per group for the codebook entropy (see the
-            module docstring); ``>= k`` gives the exact full-codebook entropy (``N x 2^k`` memory).
+            module docstring); ``>= k`` gives the exact full-codebook entropy (at 2^18 about 4x
+            the time of the default two 9-bit groups, still without an ``N x 2^k`` tensor).
         track_perplexity: add the batch perplexity of the codes (mean over codebooks) to ``metrics``.
 
     Shapes: ``forward(z (..., dim))`` -> quantized ``(..., dim)``, codes ``(..., C)`` int64 in
