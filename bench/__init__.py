@@ -1,1 +1,1 @@
-"""The benchmark: configs, data, metrics, training, evaluation, records and leaderboards."""
+"""Benchmark harness for discrete tokenizers: configs, data, metrics, training, evaluation, records, leaderboards."""

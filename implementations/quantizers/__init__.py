@@ -8,5 +8,7 @@ from .gumbel import GumbelQuantizer, gumbel_temperature
 from .kmeans import HierarchicalKMeansQuantizer, kmeans
 from .residual import ResidualQuantizer
 from .vector import VectorQuantizer
+from .fsq import FiniteScalarQuantizer
+from .lfq import LookupFreeQuantizer
 
 __all__ = ["GumbelQuantizer", "HierarchicalKMeansQuantizer", "ResidualQuantizer", "VectorQuantizer", "gumbel_temperature", "kmeans"]

@@ -1,0 +1,410 @@
+"""Quantizer speed: ours against vector-quantize-pytorch (vqp) at the same settings, in one process.
+
+Each row runs one training step (forward + backward of ``sum(quantized * g) + loss`` with a fixed
+random ``g``) on B=8 x 16x16 tokens (N=2048) in float32, for our quantizer and for the vqp peer
+configured like for like, on the same input. Reported per row:
+
+* ``ours_ms`` / ``peer_ms``: median step time (and ``*_min_ms``), after warm-up, over >= 5 repeats
+  (more for fast rows, up to a time budget); ours and the peer are timed alternately so that a
+  shared, noisy CPU affects both alike. ``ratio = peer_ms / ours_ms`` (> 1: ours is faster).
+* ``codes_match``: our codes equal the peer's for the same input (VQ: after copying our codebook
+  into the peer; evaluation mode, so no EMA step moves either codebook first).
+* ``peak_mem_mb``: our step's peak resident-memory increase: the kernel's peak-RSS mark is reset
+  (``/proc/self/clear_refs``), then ``VmHWM - VmRSS(before)`` after one warm step. Measured after
+  all timings, with glibc's mmap threshold then pinned at 64 KiB (``mallopt``) so that freed tensors
+  go back to the OS instead of staying in the heap (and ``malloc_trim`` first); the figure counts every tensor alive at the peak (saved activations,
+  gradients), not only ``N x K`` blocks. Linux only (``nan`` elsewhere).
+* ``gflop``: analytic floating-point work of our step (multiply-adds count 2); ``pct_peak``: that
+  work per ``ours_ms`` as a percentage of the float32 matmul rate measured in the same run (a
+  2048^3 ``mm``, the better of a measurement before and one after the rows).
+* ``ours_sys_pct``: system share of our step's CPU time (page faults show up there).
+
+Like-for-like settings: VQ rows use EMA codebooks on both sides (decay 0.8, commitment 0.25,
+rotation trick off, no k-means init, vqp's defaults otherwise); LFQ rows use entropy weight 0.1,
+diversity gamma 1, commitment 0.25, inverse temperature 100 on both sides; vqp computes its codebook
+entropy over the full ``2^k`` codebook, our "exact" rows do too (in another way), our "grouped" row
+sums two 9-bit group entropies (an upper bound). vqp's LFQ at 2^18 needs ~14 GB and ~40 s a step;
+it runs once (no repeats) only without ``--quick`` and when the machine reports >= 20 GB available
+memory (``/proc/meminfo``), else the row says that the peer was skipped.
+
+Add a quantizer with one ``Case(...)`` line in ``cases()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+BATCH, HEIGHT, WIDTH = 8, 16, 16
+TOKENS = BATCH * HEIGHT * WIDTH
+
+
+# ----------------------------------------------------------------------------- adapters
+
+
+def ours_step(module: nn.Module, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Our protocol: ``z (B, H, W, d)`` -> QuantizerOutput."""
+    out = module(z)
+    return out.quantized, out.codes, out.loss
+
+
+def _peer_input(z: Tensor) -> Tensor:
+    # vqp treats 4-d inputs as channel-first images: hand it the same memory as (B, H*W, d)
+    return z.reshape(z.shape[0], -1, z.shape[-1])
+
+
+def vqp_vq_step(module, z):
+    quantized, codes, loss = module(_peer_input(z))
+    return quantized, codes, loss
+
+
+def vqp_lfq_step(module, z):
+    quantized, codes, loss = module(_peer_input(z))
+    return quantized, codes, loss
+
+
+def vqp_fsq_step(module, z):
+    quantized, codes = module(_peer_input(z))
+    return quantized, codes, quantized.new_zeros(())
+
+
+def share_vq_codebook(ours: nn.Module, peer: nn.Module) -> None:
+    """Copy our codebook (as used, i.e. normalised for cosine codes) into vqp's ``VectorQuantize``."""
+    with torch.no_grad():
+        peer._codebook.embed.copy_(ours.embeddings().detach().unsqueeze(0))
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+@dataclass
+class Case:
+    """One benchmark row: our quantizer and its peer at the same settings.
+
+    ours / peer: factories of the modules; ours_step / peer_step: ``(module, z) -> (quantized,
+    codes, loss)``; share: makes the peer use our codebook before comparing codes; flops:
+    analytic work of our step for N tokens; peer_needs_gb: skip the peer below this much free
+    memory; peer_in_quick: whether ``--quick`` runs the peer; peer_repeats: cap on its repeats.
+    """
+
+    name: str
+    dim: int
+    ours: Callable[[], nn.Module]
+    peer: Callable[[], nn.Module] | None = None
+    ours_step: Callable = ours_step
+    peer_step: Callable | None = None
+    share: Callable[[nn.Module, nn.Module], None] | None = None
+    flops: Callable[[int], float] = lambda n: float("nan")
+    peer_in_quick: bool = True
+    peer_needs_gb: float = 0.0
+    peer_repeats: int | None = None
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _vq_flops(d: int, k: int) -> Callable[[int], float]:
+    # distances: one (N x d) x (d x K) product; the rest (argmin, gather, EMA) is O(N (K + d))
+    return lambda n: 2.0 * n * k * d
+
+
+def _lfq_flops(bits: int, groups: tuple[int, ...]) -> Callable[[int], float]:
+    def flops(n: int) -> float:
+        total = 0.0
+        for g in groups:
+            h1, h2 = (g + 1) // 2, g // 2
+            # sub-codebook logits (fwd + bwd) and the P1^T P2 product (fwd + 2 in bwd)
+            total += 2 * (2.0 * n * h1 * 2**h1 + 2.0 * n * h2 * 2**h2) + 3 * 2.0 * n * 2**h1 * 2**h2
+        return total
+
+    return flops
+
+
+def cases() -> list[Case]:
+    from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
+
+    from implementations.quantizers.fsq import FiniteScalarQuantizer
+    from implementations.quantizers.lfq import LookupFreeQuantizer
+    from implementations.quantizers.vector import VectorQuantizer
+
+    def vq(d, k, cosine=False):
+        return Case(
+            f"VQ{' cosine' if cosine else ''} d{d} K{k} (EMA)",
+            d,
+            ours=lambda: VectorQuantizer(d, k, beta=0.25, l2_normalize=cosine, ema_decay=0.8),
+            peer=lambda: VectorQuantize(
+                dim=d, codebook_size=k, decay=0.8, commitment_weight=0.25, rotation_trick=False,
+                kmeans_init=False, use_cosine_sim=cosine,
+            ),
+            peer_step=vqp_vq_step,
+            share=share_vq_codebook,
+            flops=_vq_flops(d, k),
+        )
+
+    def lfq(bits, group_bits, label, peer_in_quick=True, peer_needs_gb=0.0, peer_repeats=None):
+        ours = lambda: LookupFreeQuantizer(  # noqa: E731
+            bits, 2**bits, entropy_weight=0.1, diversity_gamma=1.0, commitment_weight=0.25,
+            inv_temperature=100.0, entropy_group_bits=group_bits,
+        )
+        return Case(
+            f"LFQ 2^{bits} entropy, {label}",
+            bits,
+            ours=ours,
+            peer=lambda: LFQ(
+                dim=bits, codebook_size=2**bits, entropy_loss_weight=0.1, diversity_gamma=1.0,
+                commitment_loss_weight=0.25,
+            ),
+            peer_step=vqp_lfq_step,
+            flops=_lfq_flops(bits, ours().entropy_groups),
+            peer_in_quick=peer_in_quick,
+            peer_needs_gb=peer_needs_gb,
+            peer_repeats=peer_repeats,
+        )
+
+    levels = [8, 8, 8, 5, 5, 5]
+    return [
+        vq(256, 1024),
+        vq(8, 16384),
+        vq(8, 16384, cosine=True),
+        lfq(14, 14, "exact codebook H"),
+        lfq(18, 18, "exact codebook H", peer_in_quick=False, peer_needs_gb=20.0, peer_repeats=1),
+        lfq(18, 9, "grouped 9+9 codebook H", peer_in_quick=False, peer_needs_gb=20.0, peer_repeats=1),
+        Case(
+            "FSQ [8,8,8,5,5,5]",
+            6,
+            ours=lambda: FiniteScalarQuantizer(6, levels),
+            peer=lambda: FSQ(levels=levels),
+            peer_step=vqp_fsq_step,
+            flops=lambda n: 12.0 * n * len(levels),  # elementwise; % of matmul peak is not meaningful
+        ),
+        # one line per further quantizer, e.g. residual VQ or Gumbel, once they exist:
+        # Case("RVQ 8 x d256 K1024", 256, ours=lambda: ..., peer=lambda: ResidualVQ(...), peer_step=...),
+    ]
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def _pin_malloc() -> None:
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD = 64 KiB (and no dynamic growth)
+        libc.mallopt(-1, 1 << 17)  # M_TRIM_THRESHOLD = 128 KiB
+        libc.malloc_trim(0)  # hand back what the heap holds free now
+
+
+def _proc_status_kb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def peak_memory_mb(step: Callable[[], None]) -> float:
+    """Peak resident-memory increase (MiB) of one call of ``step`` (Linux; see the module docstring)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak-RSS mark
+    except OSError:
+        return float("nan")
+    before = _proc_status_kb("VmRSS:")
+    step()
+    return (_proc_status_kb("VmHWM:") - before) / 1024
+
+
+def available_gb() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / statistics.median(times) / 1e9
+
+
+def make_step(module: nn.Module, step_fn: Callable, z: Tensor, g: Tensor) -> Callable[[], None]:
+    def step() -> None:
+        z.grad = None
+        for p in module.parameters():
+            p.grad = None
+        quantized, _codes, loss = step_fn(module, z)
+        ((quantized.reshape(g.shape) * g).sum() + loss).backward()
+
+    return step
+
+
+def _timed(step: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    step()
+    return (time.perf_counter() - start) * 1e3
+
+
+def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
+    torch.manual_seed(seed)
+    z = torch.randn(BATCH, HEIGHT, WIDTH, case.dim, requires_grad=True)
+    g = torch.randn(BATCH, HEIGHT, WIDTH, case.dim)
+    ours = case.ours().train()
+    ours_step = make_step(ours, case.ours_step, z, g)
+
+    peer, peer_step, skipped = None, None, ""
+    if case.peer is not None:
+        if quick and not case.peer_in_quick:
+            skipped = "peer skipped in --quick"
+        elif case.peer_needs_gb and available_gb() < case.peer_needs_gb:
+            skipped = f"peer skipped: needs ~{case.peer_needs_gb:.0f} GB, {available_gb():.1f} GB available"
+        else:
+            peer = case.peer().train()
+            peer_step = make_step(peer, case.peer_step, z, g)
+
+    # warm-up (first calls allocate, initialise, pick kernels)
+    for _ in range(2):
+        ours_step()
+    first = _timed(ours_step)
+    peer_repeats = case.peer_repeats or 10**9
+    if peer_step is not None and case.peer_repeats is None:
+        peer_step()
+    budget_s = 1.5 if quick else 4.0
+    repeats = int(min(200 if not quick else 50, max(5, budget_s * 1e3 / max(first, 1e-3))))
+
+    ours_times, peer_times = [], []
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    user0, sys0 = usage.ru_utime, usage.ru_stime
+    for r in range(repeats):
+        ours_times.append(_timed(ours_step))
+        if peer_step is not None and r < min(5, peer_repeats):
+            peer_times.append(_timed(peer_step))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    ours_sys, total_cpu = usage.ru_stime - sys0, usage.ru_utime - user0 + usage.ru_stime - sys0
+
+    codes_match = None
+    if peer is not None:
+        ours.eval()
+        peer.eval()
+        if case.share is not None:
+            case.share(ours, peer)
+        with torch.no_grad():
+            _, ours_codes, _ = case.ours_step(ours, z.detach())
+            _, peer_codes, _ = case.peer_step(peer, z.detach())
+        codes_match = bool(torch.equal(ours_codes.reshape(-1), peer_codes.reshape(-1).long()))
+
+    ours_ms = statistics.median(ours_times)
+    peer_ms = statistics.median(peer_times) if peer_times else None
+    flops = case.flops(TOKENS)
+    row = {
+        "name": case.name,
+        "ours_ms": round(ours_ms, 3),
+        "ours_min_ms": round(min(ours_times), 3),
+        "peer_ms": None if peer_ms is None else round(peer_ms, 3),
+        "peer_min_ms": round(min(peer_times), 3) if peer_times else None,
+        "ratio": None if peer_ms is None else round(peer_ms / ours_ms, 2),
+        "codes_match": codes_match,
+        "peak_mem_mb": None,  # filled in by measure_memory after all timings
+        "gflop": round(flops / 1e9, 4),
+        "pct_peak": None,  # filled in by main from the best matmul rate of the run
+        "ours_sys_pct": round(100 * ours_sys / total_cpu, 1) if total_cpu > 0 and peer_step is None else None,
+        "repeats": [len(ours_times), len(peer_times)],
+        "first_ms": round(first, 2),
+        "note": "; ".join(s for s in (case.note, skipped) if s),
+    }
+    if peer_step is not None:
+        # the CPU split above mixes in the peer; measure ours alone for it
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        user0, sys0 = usage.ru_utime, usage.ru_stime
+        for _ in range(min(repeats, 20)):
+            ours_step()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        total = usage.ru_utime - user0 + usage.ru_stime - sys0
+        row["ours_sys_pct"] = round(100 * (usage.ru_stime - sys0) / total, 1) if total > 0 else None
+    return row
+
+
+def measure_memory(case: Case, seed: int = 0) -> float:
+    """Peak resident-memory increase (MiB) of one warm step of our quantizer."""
+    torch.manual_seed(seed)
+    z = torch.randn(BATCH, HEIGHT, WIDTH, case.dim, requires_grad=True)
+    g = torch.randn(BATCH, HEIGHT, WIDTH, case.dim)
+    step = make_step(case.ours().train(), case.ours_step, z, g)
+    step()
+    step()
+    return peak_memory_mb(step)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="shorter budgets; skip the heaviest peers")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of row objects")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--only", default="", help="run only rows whose name contains this text")
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    peak = matmul_gflops()
+    selected = [c for c in cases() if not args.only or args.only.lower() in c.name.lower()]
+    rows = [run_case(case, args.quick) for case in selected]
+    # a shared CPU slows some phases of the run: take the better of two matmul measurements
+    peak = max(peak, matmul_gflops())
+    for case, row in zip(selected, rows):
+        flops = case.flops(TOKENS)
+        if flops == flops:
+            row["pct_peak"] = round(100 * flops / (row["ours_ms"] / 1e3) / (peak * 1e9), 1)
+    # memory last: pinning glibc's mmap threshold makes every large allocation fault its pages in,
+    # which would slow the timed steps (of both sides) if done before them
+    _pin_malloc()
+    for case, row in zip(selected, rows):
+        row["peak_mem_mb"] = round(measure_memory(case), 1)
+    meta = {
+        "threads": args.threads,
+        "tokens": TOKENS,
+        "dtype": "float32",
+        "matmul_gflops": round(peak, 1),
+        "torch": torch.__version__,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        from tabulate import tabulate
+
+        columns = ["name", "ours_ms", "ours_min_ms", "peer_ms", "ratio", "codes_match", "peak_mem_mb", "gflop", "pct_peak", "ours_sys_pct", "note"]
+        print(tabulate([[row[c] for c in columns] for row in rows], headers=columns, floatfmt="g"))
+        print(
+            f"B={BATCH}, {HEIGHT}x{WIDTH} tokens (N={TOKENS}), float32, fwd+bwd, {meta['threads']} threads; "
+            f"matmul peak {meta['matmul_gflops']} GFLOP/s (2048^3 mm, same run); torch {meta['torch']}; "
+            f"{meta['seconds']} s. ratio = peer_ms / ours_ms; peer = vector-quantize-pytorch."
+        )
+    return 0
