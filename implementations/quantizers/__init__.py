@@ -4,11 +4,20 @@ Each module registers its class(es) with ``@register_quantizer``; build them by 
 ``implementations.create_quantizer``.
 """
 
+from .fsq import FiniteScalarQuantizer
 from .gumbel import GumbelQuantizer, gumbel_temperature
 from .kmeans import HierarchicalKMeansQuantizer, kmeans
+from .lfq import LookupFreeQuantizer
 from .residual import ResidualQuantizer
 from .vector import VectorQuantizer
-from .fsq import FiniteScalarQuantizer
-from .lfq import LookupFreeQuantizer
 
-__all__ = ["GumbelQuantizer", "HierarchicalKMeansQuantizer", "ResidualQuantizer", "VectorQuantizer", "gumbel_temperature", "kmeans"]
+__all__ = [
+    "FiniteScalarQuantizer",
+    "GumbelQuantizer",
+    "HierarchicalKMeansQuantizer",
+    "LookupFreeQuantizer",
+    "ResidualQuantizer",
+    "VectorQuantizer",
+    "gumbel_temperature",
+    "kmeans",
+]
