@@ -15,20 +15,19 @@ class VQVAE(ImageAutoencoderTokenizer):
     paper = "van den Oord et al. 2017, https://arxiv.org/abs/1711.00937"
 
 
+# Quantizer settings of the CelebA table when none are given (512 codes of dim 64, VQ loss).
+DEFAULT_QUANTIZER_KWARGS = {"vq": {"codebook_size": 512, "codebook_dim": 64}}
+
+
 @register_tokenizer(input_shape=(3, 64, 64))
-def vqvae_simplecnn(
-    hidden_dim: int = 256,
-    num_res_blocks: int = 2,
-    quantizer: str = "vq",
-    codebook_size: int = 512,
-    codebook_dim: int = 64,
-    **quantizer_kwargs,
-) -> VQVAE:
-    """SimpleCNN VQ-VAE, downsampling 4. ``quantizer`` names a registered quantizer; the rest of the
-    keyword arguments go to it (e.g. ``l2_normalize=True``, ``ema_decay=0.99``, ``beta=0.25``)."""
+def vqvae_simplecnn(hidden_dim: int = 256, num_res_blocks: int = 2, quantizer: str = "vq", **quantizer_kwargs) -> VQVAE:
+    """SimpleCNN VQ-VAE, downsampling 4. ``quantizer`` names a registered quantizer, built with
+    ``dim=hidden_dim`` and the remaining keyword arguments (e.g. ``codebook_size=512,
+    codebook_dim=4, l2_normalize=True, ema_decay=0.99`` for "vq", ``levels=[8, 5, 5, 5]`` for "fsq")."""
+    kwargs = {**DEFAULT_QUANTIZER_KWARGS.get(quantizer, {}), **quantizer_kwargs}
     return VQVAE(
         SimpleCNNEncoder(3, hidden_dim, num_res_blocks),
-        create_quantizer(quantizer, dim=hidden_dim, codebook_size=codebook_size, codebook_dim=codebook_dim, **quantizer_kwargs),
+        create_quantizer(quantizer, dim=hidden_dim, **kwargs),
         SimpleCNNDecoder(3, hidden_dim, num_res_blocks),
         downsample_factor=SimpleCNNEncoder.downsample_factor,
     )

@@ -36,7 +36,7 @@ class ResidualQuantizer(Quantizer):
     Args:
         dim: channels of ``z`` ``(..., dim)``.
         depth: number of levels.
-        quantizer: a registered quantizer name built with ``dim=dim, **inner_kwargs`` (one per level,
+        inner: a registered quantizer name built with ``dim=dim, **inner_kwargs`` (one per level,
             or one in all when ``shared_codebook``); or an already-built ``Quantizer`` (shared by all
             levels); or a sequence of ``depth`` built quantizers (one per level).
         shared_codebook: one inner quantizer (one codebook) for all levels, as RQ-VAE. With an EMA
@@ -53,22 +53,22 @@ class ResidualQuantizer(Quantizer):
         self,
         dim: int,
         depth: int,
-        quantizer: str | Quantizer | Sequence[Quantizer] = "vq",
+        inner: str | Quantizer | Sequence[Quantizer] = "vq",
         shared_codebook: bool = False,
         quantizer_dropout: bool = False,
         **inner_kwargs,
     ):
         super().__init__()
-        if isinstance(quantizer, str):
+        if isinstance(inner, str):
             count = 1 if shared_codebook else depth
-            levels = [create_quantizer(quantizer, dim=dim, **inner_kwargs) for _ in range(count)]
-        elif isinstance(quantizer, Quantizer):
-            levels, shared_codebook = [quantizer], True
+            levels = [create_quantizer(inner, dim=dim, **inner_kwargs) for _ in range(count)]
+        elif isinstance(inner, Quantizer):
+            levels, shared_codebook = [inner], True
         else:
-            levels = list(quantizer)
+            levels = list(inner)
             if len(levels) != depth:
                 raise ValueError(f"got {len(levels)} quantizers for depth {depth}")
-        if not isinstance(quantizer, str) and inner_kwargs:
+        if not isinstance(inner, str) and inner_kwargs:
             raise ValueError("inner keyword arguments only apply when the quantizer is given by name")
         for level in levels:
             if level.dim != dim:
