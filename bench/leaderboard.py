@@ -7,6 +7,7 @@ newest record); the suite's published reference rows, carried in every record's 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 from pathlib import Path
 from typing import Any
@@ -111,12 +112,19 @@ def render(suite: str, records: list[dict[str, Any]]) -> str:
 
 
 def write_leaderboard(suite: str, results_dir: str | Path, out_dir: str | Path) -> Path | None:
-    """Regenerate ``<out_dir>/<suite>.md`` from the records under ``<results_dir>/<suite>``."""
-    records = read_records(Path(results_dir) / suite)
-    if not records:
-        return None
+    """Regenerate ``<out_dir>/<suite>.md`` from the records under ``<results_dir>/<suite>``.
+
+    Every task of an array calls this after writing its record. Reading the records and writing
+    the file happen under one lock, so the last task to take it sees every record written before
+    and its table is the one that stays."""
     path = Path(out_dir) / f"{suite}.md"
-    atomic_write_bytes(path, render(suite, records).encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{suite}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = read_records(Path(results_dir) / suite)
+        if not records:
+            return None
+        atomic_write_bytes(path, render(suite, records).encode())
     return path
 
 
