@@ -41,7 +41,8 @@ def run_rank(rank: int, world_size: int, port: int, output_dir: str) -> None:
     try:
         run_one(cfg)
     finally:
-        torch.distributed.destroy_process_group()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def outcome(output_dir) -> tuple[dict, dict]:
