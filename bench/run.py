@@ -243,9 +243,9 @@ def run(cfg: DictConfig) -> list[Path]:
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> list[Path]:
     try:
-        run(cfg)
+        return run(cfg)  # under a Hydra launcher: the task's result (`python -m slurm.status` shows it)
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
