@@ -36,16 +36,17 @@ def is_writer() -> bool:
 def setup(device: torch.device) -> None:
     """Initialise the process group when the job has several tasks, else do nothing.
 
-    Under SLURM with ``--ntasks > 1`` (submitit's ``tasks_per_node``/``nodes``) the rank, world
+    In a submitit job of several tasks (``tasks_per_node``/``nodes``, SLURM or local) the rank, world
     size and master address come from ``submitit.helpers.TorchDistributedEnvironment``; under
     torchrun (or any launcher that sets ``WORLD_SIZE``) from the ``env://`` variables.
     """
     if is_active():
         return
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "WORLD_SIZE" not in os.environ:
+    if "WORLD_SIZE" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") in ("slurm", "local"):
         import submitit
 
-        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if submitit.JobEnvironment().num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
     backend = "nccl" if device.type == "cuda" else "gloo"

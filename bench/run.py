@@ -25,7 +25,7 @@ from . import checkpoints, distributed
 from .config import register_configs, validate
 from .data import build_dataset
 from .errors import BenchError
-from .evaluate import compute_all, evaluate, merge_shards
+from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
 from .preemption import StopSignals
@@ -118,7 +118,7 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
         metrics = make_metrics()
         evaluate(model, dataset, metrics, batch_size=eval_cfg.batch_size, device=device, num_workers=eval_cfg.num_workers,
                  shard=k, num_shards=cfg.eval_shards, state_path=paths[k].with_suffix(".partial.pt"), stop=stop)  # fmt: skip
-        checkpoints.save({name: {key: value.cpu() for key, value in m.metric_state.items()} for name, m in metrics.items()}, paths[k])
+        checkpoints.save(metric_states(metrics), paths[k])
         log.info("%s: wrote shard %d of %d: %s", cfg.tokenizer.id, k, cfg.eval_shards, paths[k])
     missing = [k for k, path in enumerate(paths) if not path.exists()]
     if missing:
