@@ -63,12 +63,14 @@ class StopSignals:
         name = signal.Signals(self.received).name if self.received else "a stop request"
         previous = self._previous.get(self.received) if self.received else None
         self.__exit__()
-        if self.received == SUBMITIT_SIGNAL and callable(previous) and os.environ.get("SUBMITIT_EXECUTOR"):
-            previous(self.received, None)  # submitit: re-pickle the task, requeue, sys.exit
         job = os.environ.get("SLURM_JOB_ID")
+        by_submitit = self.received == SUBMITIT_SIGNAL and callable(previous) and os.environ.get("SUBMITIT_EXECUTOR")
+        if (by_submitit or job) and distributed.is_writer():
+            log.warning("%s: saved %s; requeueing %s", name, saved, "through submitit" if by_submitit else f"SLURM job {job}")
+        if by_submitit:
+            previous(self.received, None)  # submitit: re-pickle the task, requeue, sys.exit
         if job:
             if distributed.is_writer():
-                log.warning("%s: %s; requeueing SLURM job %s", name, saved, job)
                 subprocess.run(["scontrol", "requeue", job], check=False)
             raise SystemExit(REQUEUED_EXIT_CODE)  # not an Exception: submitit writes no failed result
         raise Preempted(f"stopped by {name} at {saved}; run the same command again to resume")
