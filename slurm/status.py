@@ -34,9 +34,8 @@ class Task:
         return self.folder / f"{self.job_id}_submitted.pkl"
 
 
-def find_tasks(folder: Path) -> list[Task]:
-    """Submitit task folders (``<job>`` or ``<array>_<index>`` holding ``*_submitted.pkl``)."""
-    root = folder / ".submitit" if (folder / ".submitit").is_dir() else folder
+def find_tasks(root: Path) -> list[Task]:
+    """Submitit task folders under ``root`` (``<job>`` or ``<array>_<index>`` holding ``*_submitted.pkl``)."""
     tasks = [Task(p.name[: -len("_submitted.pkl")], p.parent) for p in root.rglob("*_submitted.pkl")]
     return sorted(tasks, key=lambda t: [int(n) if n.isdigit() else n for n in re.split(r"[_.]", t.job_id)])
 
@@ -99,8 +98,10 @@ def where(task: Task, outcome) -> str:
 
 
 def rows(folder: Path) -> list[dict[str, str]]:
-    tasks = find_tasks(folder)
-    states = scheduler_states([t.job_id for t in tasks]) if tasks else {}
+    root = folder / ".submitit" if (folder / ".submitit").is_dir() else folder
+    tasks = find_tasks(root)
+    on_slurm = any(root.glob("**/*_submission.sh"))  # local executor job ids are PIDs: never ask SLURM
+    states = scheduler_states([t.job_id for t in tasks]) if tasks and on_slurm else {}
     overrides = {task.job_id: hydra_task(task) for task in tasks}
     shared = set.intersection(*(set(o) for _, o in overrides.values())) if len(tasks) > 1 else set()
     table = []
