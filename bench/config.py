@@ -92,6 +92,8 @@ class RunConfig:
     output_dir: str = "results"
     leaderboard_dir: str = "leaderboards"
     redo: bool = False  # re-run even if a record with the same config hash exists
+    eval_shards: int = 1  # split the evaluation into this many shards (e.g. one SLURM array task each)
+    eval_shard: Optional[int] = None  # the shard this task evaluates; None: every shard, in turn
 
 
 def register_configs() -> None:
@@ -120,5 +122,7 @@ def validate(cfg) -> None:
     for key in ("batch_size",):
         if cfg.suite.train[key] <= 0 or cfg.suite.eval[key] <= 0:
             raise BenchError(f"suite.train.{key} and suite.eval.{key} must be positive")
+    if cfg.eval_shards < 1 or (cfg.eval_shard is not None and not 0 <= cfg.eval_shard < cfg.eval_shards):
+        raise BenchError(f"eval_shard={cfg.eval_shard} eval_shards={cfg.eval_shards}: need eval_shards >= 1 and 0 <= eval_shard < eval_shards")
     if cfg.suite.train.steps < 0:
         raise BenchError(f"suite.train.steps={cfg.suite.train.steps}: must be >= 0")

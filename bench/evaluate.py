@@ -2,29 +2,97 @@
 
 Reconstructions go through ``decode(encode(x))`` (the token path a generative model uses), never
 through ``forward``, so what is scored is what the tokens carry.
+
+A pass can cover one shard of the set: shard ``k`` of ``S`` is a contiguous run of whole batches,
+so the batches are those of the unsharded pass and merging the shards' metric states in shard
+order (`merge_shards`) gives the unsharded result (sums in a different order: float64 rounding;
+counts and the usage queue exactly). A stop signal is honoured between batches: the metric
+states and the next batch index are saved to ``state_path`` and the pass resumes from there.
 """
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchmetrics import Metric
 from tqdm.auto import tqdm
 
+from . import checkpoints
 from .metrics import update_all
+from .preemption import StopSignals
+
+
+def shard_items(num_items: int, batch_size: int, shard: int, num_shards: int) -> range:
+    """Item indices of shard ``shard`` of ``num_shards``: a contiguous run of whole batches."""
+    batches = math.ceil(num_items / batch_size)
+    first, last = shard * batches // num_shards, (shard + 1) * batches // num_shards
+    return range(first * batch_size, min(last * batch_size, num_items))
+
+
+def load_states(metrics: dict[str, Metric], states: dict[str, dict[str, Tensor]]) -> None:
+    """Set each metric's state tensors (as saved from ``metric.metric_state``)."""
+    for name, metric in metrics.items():
+        for key, value in states[name].items():
+            setattr(metric, key, value.to(metric.device))
+        metric._update_count = max(metric._update_count, 1)  # states came from updates
+
+
+def metric_states(metrics: dict[str, Metric]) -> dict[str, dict[str, Tensor]]:
+    return {name: {key: value.detach().cpu() for key, value in metric.metric_state.items()} for name, metric in metrics.items()}
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, metrics: dict, *, batch_size: int, device: torch.device, num_workers: int = 0) -> dict[str, Any]:
-    """Run ``model`` over ``dataset`` once; returns ``{metric name: value}`` (values may be dicts)."""
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    metrics: dict[str, Metric],
+    *,
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+    shard: int = 0,
+    num_shards: int = 1,
+    state_path: Path | None = None,
+    stop: StopSignals | None = None,
+) -> None:
+    """Update ``metrics`` with shard ``shard`` of ``num_shards`` of ``dataset`` (call ``compute()`` after);
+    resumes from ``state_path`` if a stopped pass saved its state there."""
     model.to(device).eval()
     for metric in metrics.values():
         metric.to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    for x in tqdm(loader, desc="eval", unit="batch", dynamic_ncols=True):
+    items = shard_items(len(dataset), batch_size, shard, num_shards)
+    start = 0
+    if state_path is not None and state_path.exists():
+        state = checkpoints.load(state_path)
+        load_states(metrics, state["states"])
+        start = int(state["batch"])
+    loader = DataLoader(Subset(dataset, items[start * batch_size :]), batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    total = math.ceil(len(items) / batch_size)
+    for batch, x in enumerate(tqdm(loader, desc="eval", unit="batch", total=total, initial=start, dynamic_ncols=True), start=start):
         x = x.to(device, non_blocking=True)
         codes = model.encode(x)
         update_all(metrics, real=x, fake=model.decode(codes).clamp(-1, 1), codes=codes)
+        if stop is not None and stop.received is not None and state_path is not None and batch + 1 < total:
+            checkpoints.save({"batch": batch + 1, "states": metric_states(metrics)}, state_path)
+            stop.stop(f"eval batch {batch + 1}/{total} of shard {shard}/{num_shards} (state in {state_path})")
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
+
+
+def merge_shards(metrics: dict[str, Metric], paths: list[Path]) -> None:
+    """Merge saved shard states (``{metric name: metric_state}`` files) into fresh ``metrics``, in order."""
+    for path in paths:
+        states = checkpoints.load(path)
+        for name, metric in metrics.items():
+            metric.merge_state(states[name])
+            metric._update_count += 1
+
+
+def compute_all(metrics: dict[str, Metric]) -> dict[str, Any]:
+    """``{metric name: value}`` (values may be dicts); under torch.distributed, over all ranks."""
     return {name: metric.compute() for name, metric in metrics.items()}

@@ -10,6 +10,7 @@ exits 1 when a committed page differs from what the records give.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 import sys
 from pathlib import Path
@@ -218,13 +219,20 @@ def index_page(pages: dict[str, str]) -> str:
 
 
 def write_leaderboard(suite: str, results_dir: str | Path, out_dir: str | Path) -> Path | None:
-    """Regenerate ``<out_dir>/<suite>.md`` (and its figures and the index) from the records."""
-    page = suite_page(suite, results_dir, out_dir)
-    if page is None:
-        return None
+    """Regenerate ``<out_dir>/<suite>.md`` (and its figures and the index) from the records.
+
+    Every task of an array calls this after writing its record. Reading the records and writing
+    the files happen under one lock, so the last task to take it sees every record written before
+    and its pages are the ones that stay."""
     path = Path(out_dir) / f"{suite}.md"
-    atomic_write_bytes(path, page.encode())
-    write_index(results_dir, out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{suite}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        page = suite_page(suite, results_dir, out_dir)
+        if page is None:
+            return None
+        atomic_write_bytes(path, page.encode())
+        write_index(results_dir, out_dir)
     return path
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 # Config fields that say where or whether to run, not what is measured: left out of the hash.
-_NOT_HASHED = ("output_dir", "leaderboard_dir", "redo", "device")
+_NOT_HASHED = ("output_dir", "leaderboard_dir", "redo", "device", "eval_shards", "eval_shard")
 
 
 @dataclass

@@ -21,13 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from implementations import create_tokenizer, tokenizer_entry
 
-from . import checkpoints
+from . import checkpoints, distributed
 from .config import register_configs, validate
 from .data import build_dataset
 from .errors import BenchError
-from .evaluate import evaluate
+from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
+from .preemption import StopSignals
 from .records import RunRecord, config_hash, file_sha256, git_sha, hardware, record_path, write_record
 from .samples import save_samples
 from .train import train
@@ -66,8 +67,9 @@ def flatten_metrics(values: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def obtain_weights(model, cfg, hash_: str, device: torch.device) -> tuple[torch.nn.Module, Path, dict[str, Any]]:
-    """Load the tokenizer's checkpoint, or reuse weights a finished training left, or train now."""
+def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSignals) -> tuple[torch.nn.Module, Path, dict[str, Any]]:
+    """Load the tokenizer's checkpoint, or reuse weights a finished training left, or train now
+    (one task of a sharded evaluation never trains: the shards would all train the same weights)."""
     suite, tok = cfg.suite, cfg.tokenizer
     if tok.checkpoint:
         checkpoints.load_weights(model, tok.checkpoint)
@@ -81,15 +83,65 @@ def obtain_weights(model, cfg, hash_: str, device: torch.device) -> tuple[torch.
         state = checkpoints.load(weights_path)
         checkpoints.load_weights(model, weights_path)
         return model, weights_path, state["train"]
+    if cfg.eval_shard is not None:
+        raise BenchError(
+            f"{tok.id}: eval_shard={cfg.eval_shard} needs trained weights ({weights_path} is missing): train first with the "
+            "same overrides and no eval_shard, or set tokenizer.checkpoint"
+        )
     dataset = build_dataset(suite.dataset, suite.dataset.train_split)
-    result = train(model, dataset, suite.train, seed=cfg.seed, device=device, state_path=folder / f"{tok.id}-{hash_}.train.pt")
+    result = train(model, dataset, suite.train, seed=cfg.seed, device=device, state_path=folder / f"{tok.id}-{hash_}.train.pt", stop=stop)
     summary = {"steps": result.steps, "final_reconstruction_loss": result.final_loss, "wall_time_s": result.wall_time_s, "source": "trained"}
-    checkpoints.save({"model": result.model.state_dict(), "train": summary}, weights_path)
+    if distributed.is_writer():
+        checkpoints.save({"model": result.model.state_dict(), "train": summary}, weights_path)
     return result.model, weights_path, summary
 
 
+def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: torch.device, stop: StopSignals) -> dict[str, Any] | None:
+    """Evaluate this task's shards (``cfg.eval_shard``, or all of them) into ``folder/shard-K.pt``; once every
+    shard file is there, merge them in order and return the values (None while shards are missing).
+
+    With ``eval_shards=1`` nothing is saved: under torch.distributed rank r evaluates the r-th part
+    and ``compute`` merges the ranks' states in rank order.
+    """
+    eval_cfg = cfg.suite.eval
+    if cfg.eval_shards == 1:
+        metrics = make_metrics()
+        state_path = folder / f"rank-{distributed.rank()}-of-{distributed.world_size()}.partial.pt"
+        evaluate(model, dataset, metrics, batch_size=eval_cfg.batch_size, device=device, num_workers=eval_cfg.num_workers,
+                 shard=distributed.rank(), num_shards=distributed.world_size(), state_path=state_path, stop=stop)  # fmt: skip
+        return compute_all(metrics)
+    if distributed.is_active():
+        raise BenchError(f"eval_shards={cfg.eval_shards} with {distributed.world_size()} processes: shard with one or the other")
+    paths = [folder / f"of-{cfg.eval_shards}" / f"shard-{k}.pt" for k in range(cfg.eval_shards)]
+    for k in range(cfg.eval_shards) if cfg.eval_shard is None else [cfg.eval_shard]:
+        if paths[k].exists() and not cfg.redo:
+            continue
+        metrics = make_metrics()
+        evaluate(model, dataset, metrics, batch_size=eval_cfg.batch_size, device=device, num_workers=eval_cfg.num_workers,
+                 shard=k, num_shards=cfg.eval_shards, state_path=paths[k].with_suffix(".partial.pt"), stop=stop)  # fmt: skip
+        checkpoints.save(metric_states(metrics), paths[k])
+        log.info("%s: wrote shard %d of %d: %s", cfg.tokenizer.id, k, cfg.eval_shards, paths[k])
+    missing = [k for k, path in enumerate(paths) if not path.exists()]
+    if missing:
+        log.info("%s: shards %s not done yet; the task that finishes the last one writes the record", cfg.tokenizer.id, missing)
+        return None
+    metrics = make_metrics()
+    merge_shards(metrics, paths)
+    return compute_all(metrics)
+
+
 def run_one(cfg: DictConfig) -> Path:
-    """Train/evaluate one tokenizer on one suite and write its record; returns the record's path."""
+    """Train/evaluate one tokenizer on one suite and write its record; returns the record's path (not
+    written yet when this task evaluated one shard and others are missing).
+
+    A stop signal (preemption, time limit) saves the training or evaluation state and requeues the
+    job (see `bench.preemption`); the requeued run resumes from that state.
+    """
+    with StopSignals() as stop:
+        return _run_one(cfg, stop)
+
+
+def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     hash_ = config_hash(config)
     suite, tok = cfg.suite, cfg.tokenizer
@@ -101,6 +153,7 @@ def run_one(cfg: DictConfig) -> Path:
     began = time.perf_counter()
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
+    distributed.setup(device)
     model = build_tokenizer(tok)
     dataset = build_dataset(suite.dataset, suite.dataset.eval_split)
     item_shape = tuple(dataset[0].shape)
@@ -108,18 +161,24 @@ def run_one(cfg: DictConfig) -> Path:
         grid = model.token_grid(item_shape)
     except ValueError as error:
         raise BenchError(f"{tok.id} cannot tokenize the suite's items of shape {item_shape}: {error}") from error
-    model, weights_path, train_summary = obtain_weights(model, cfg, hash_, device)
+    model, weights_path, train_summary = obtain_weights(model, cfg, hash_, device, stop)
 
-    metrics, unavailable = build_metrics(
-        list(suite.eval.metrics),
-        codebook_size=model.codebook_size,
-        num_codebooks=model.num_codebooks,
-        usage_queue=suite.eval.usage_queue,
-        fid_weights=suite.eval.fid_weights,
-    )
+    def make_metrics():
+        return build_metrics(
+            list(suite.eval.metrics),
+            codebook_size=model.codebook_size,
+            num_codebooks=model.num_codebooks,
+            usage_queue=suite.eval.usage_queue,
+            fid_weights=suite.eval.fid_weights,
+        )
+
+    metrics, unavailable = make_metrics()
     for name, reason in unavailable.items():
         log.warning("%s: %s not available: %s", tok.id, name, reason)
-    values = evaluate(model, dataset, metrics, batch_size=suite.eval.batch_size, device=device, num_workers=suite.eval.num_workers)
+    shard_folder = Path(cfg.output_dir) / suite.name / "shards" / f"{tok.id}-{hash_}"
+    values = evaluate_sharded(model, dataset, lambda: make_metrics()[0], cfg, shard_folder, device, stop)
+    if values is None or not distributed.is_writer():
+        return path
 
     samples_path = Path(cfg.output_dir) / suite.name / "samples" / f"{tok.id}-{hash_}.npz"
     save_samples(model, dataset, samples_path, count=suite.eval.samples, device=device)
@@ -146,6 +205,7 @@ def run_one(cfg: DictConfig) -> Path:
             "preprocessing": suite.dataset.preprocessing,
             "center_crop": suite.dataset.center_crop,
             "metrics": {name: metric.protocol for name, metric in metrics.items()},
+            "eval_shards": cfg.eval_shards,
         },
         rate={
             "token_grid": list(grid),
@@ -182,14 +242,15 @@ def run(cfg: DictConfig) -> list[Path]:
             raise BenchError(f"suite {cfg.suite.name} lists no tokenizers: choose one with tokenizer=<name>")
         runs = [compose_for(name) for name in cfg.suite.tokenizers]
     paths = [run_one(job) for job in runs]
-    write_leaderboard(cfg.suite.name, cfg.output_dir, cfg.leaderboard_dir)
+    if distributed.is_writer():
+        write_leaderboard(cfg.suite.name, cfg.output_dir, cfg.leaderboard_dir)
     return paths
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> list[Path]:
     try:
-        run(cfg)
+        return run(cfg)  # under a Hydra launcher: the task's result (`python -m slurm.status` shows it)
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -2,7 +2,11 @@
 optional EMA of the weights, atomic checkpoints and exact resumption.
 
 The batch order is a pure function of (seed, step): a run resumed from a checkpoint at step s sees
-exactly the batches an uninterrupted run sees from step s on.
+exactly the batches an uninterrupted run sees from step s on. With the model, optimizer, EMA, RNG
+and the recent losses restored, a resumed run ends with the same weights as an uninterrupted one.
+A stop signal (`bench.preemption`) is honoured at the next step boundary: save, then requeue.
+Under torch.distributed each rank trains on its slice of every global batch (DDP) and only rank 0
+writes checkpoints.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from . import checkpoints
+from . import checkpoints, distributed
 from .errors import BenchError
+from .preemption import StopSignals
 
 RECONSTRUCTION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
@@ -30,7 +35,7 @@ class TrainingDiverged(BenchError):
 
 class SeededBatches(Sampler[list[int]]):
     """Batches of indices for steps ``start..stop-1``; epoch e is ``randperm(n, seed=(seed, e))``,
-    incomplete last batches are dropped."""
+    incomplete last batches are dropped; under torch.distributed, this rank's slice of each."""
 
     def __init__(self, num_items: int, batch_size: int, seed: int, start: int, stop: int):
         if num_items < batch_size:
@@ -49,7 +54,7 @@ class SeededBatches(Sampler[list[int]]):
             if epoch != order_epoch:
                 generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
                 order, order_epoch = torch.randperm(self.num_items, generator=generator), epoch
-            yield order[offset * self.batch_size : (offset + 1) * self.batch_size].tolist()
+            yield distributed.local_slice(order[offset * self.batch_size : (offset + 1) * self.batch_size].tolist())
 
 
 @dataclass
@@ -60,15 +65,19 @@ class TrainResult:
     wall_time_s: float
 
 
-def train(model: nn.Module, dataset: Dataset, cfg, *, seed: int, device: torch.device, state_path: Path) -> TrainResult:
+def train(
+    model: nn.Module, dataset: Dataset, cfg, *, seed: int, device: torch.device, state_path: Path, stop: StopSignals | None = None
+) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` steps (``cfg`` is a `bench.config.TrainConfig`), resuming from
-    ``state_path`` if a checkpoint is there, and checkpointing to it every ``cfg.checkpoint_every``."""
+    ``state_path`` if a checkpoint is there, and checkpointing to it every ``cfg.checkpoint_every``
+    and when ``stop.requested()`` (then ``stop.stop`` requeues or raises)."""
     model.to(device).train()
+    step_model = nn.parallel.DistributedDataParallel(model) if distributed.is_active() else model
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.weights_ema_decay), use_buffers=True) if cfg.weights_ema_decay else None
     reconstruction_loss = RECONSTRUCTION_LOSSES[cfg.reconstruction_loss]
 
-    start = 0
+    start, recent = 0, []
     if state_path.exists():
         state = checkpoints.load(state_path)
         model.load_state_dict(state["model"])
@@ -76,21 +85,22 @@ def train(model: nn.Module, dataset: Dataset, cfg, *, seed: int, device: torch.d
         if ema is not None:
             ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng"])
-        start = int(state["step"])
+        start, recent = int(state["step"]), list(state.get("recent", []))
 
     def save(step: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state()}
+        if not distributed.is_writer():
+            return
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state(), "recent": recent}
         if ema is not None:
             state["ema"] = ema.state_dict()
         checkpoints.save(state, state_path)
 
     loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), cfg.batch_size, seed, start, cfg.steps), num_workers=cfg.num_workers)
-    recent: list[float] = []
     began = time.perf_counter()
     progress = tqdm(loader, total=cfg.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
     for step, x in enumerate(progress, start=start):
         x = x.to(device, non_blocking=True)
-        out = model(x)
+        out = step_model(x)
         rec = reconstruction_loss(out.recon, x)
         loss = rec + out.loss
         if not torch.isfinite(loss):
@@ -100,11 +110,14 @@ def train(model: nn.Module, dataset: Dataset, cfg, *, seed: int, device: torch.d
         optimizer.step()
         if ema is not None:
             ema.update_parameters(model)
-        recent = (recent + [rec.item()])[-50:]
+        recent = (recent + [distributed.mean(rec.detach()).item()])[-50:]
         if step % 10 == 0:
             progress.set_postfix(rec=f"{rec.item():.4f}", **{k: f"{v.item():.3g}" for k, v in out.metrics.items()})
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        stopping = stop is not None and stop.requested()
+        if stopping or (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             save(step + 1)
+        if stopping:
+            stop.stop(f"train step {step + 1}/{cfg.steps} (state in {state_path})")
     progress.close()
 
     final = ema.module if ema is not None else model
