@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..protocol import Quantizer, QuantizerOutput
 from ..registry import register_quantizer
+from .stats import batch_perplexity
 
 
 class _BoundRound(torch.autograd.Function):
@@ -140,8 +141,6 @@ class FiniteScalarQuantizer(Quantizer):
         quantized = quantized.to(latent.dtype).view(latent.shape)
         metrics = {}
         if self.track_perplexity:
-            from .stats import batch_perplexity
-
             metrics["perplexity"] = batch_perplexity(codes, self.codebook_size)
         loss = quantized.new_zeros(())
         return QuantizerOutput(self.out_proj(quantized), codes.view(*z.shape[:-1], 1), loss, metrics)
