@@ -74,6 +74,11 @@ def vqp_lfq_step(module, z):
     return quantized, codes, loss
 
 
+def vqp_rvq_step(module, z):
+    quantized, codes, losses = module(_peer_input(z))
+    return quantized, codes, losses.sum()
+
+
 def vqp_fsq_step(module, z):
     quantized, codes = module(_peer_input(z))
     return quantized, codes, quantized.new_zeros(())
@@ -83,6 +88,12 @@ def share_vq_codebook(ours: nn.Module, peer: nn.Module) -> None:
     """Copy our codebook (as used, i.e. normalised for cosine codes) into vqp's ``VectorQuantize``."""
     with torch.no_grad():
         peer._codebook.embed.copy_(ours.embeddings().detach().unsqueeze(0))
+
+
+def share_rvq_codebooks(ours: nn.Module, peer: nn.Module) -> None:
+    """Copy each level's codebook into the matching layer of vqp's ``ResidualVQ``."""
+    for index, layer in enumerate(peer.layers):
+        share_vq_codebook(ours.level(index), layer)
 
 
 # ----------------------------------------------------------------------------- cases
@@ -131,10 +142,11 @@ def _lfq_flops(bits: int, groups: tuple[int, ...]) -> Callable[[int], float]:
 
 
 def cases() -> list[Case]:
-    from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
+    from vector_quantize_pytorch import FSQ, LFQ, ResidualVQ, VectorQuantize
 
     from implementations.quantizers.fsq import FiniteScalarQuantizer
     from implementations.quantizers.lfq import LookupFreeQuantizer
+    from implementations.quantizers.residual import ResidualQuantizer
     from implementations.quantizers.vector import VectorQuantizer
 
     def vq(d, k, cosine=False):
@@ -187,8 +199,18 @@ def cases() -> list[Case]:
             peer_step=vqp_fsq_step,
             flops=lambda n: 12.0 * n * len(levels),  # elementwise; % of matmul peak is not meaningful
         ),
-        # one line per further quantizer, e.g. residual VQ or Gumbel, once they exist:
-        # Case("RVQ 8 x d256 K1024", 256, ours=lambda: ..., peer=lambda: ResidualVQ(...), peer_step=...),
+        Case(
+            "RVQ 8 levels d256 K1024 (EMA)",
+            256,
+            ours=lambda: ResidualQuantizer(256, 8, codebook_size=1024, beta=0.25, ema_decay=0.8),
+            peer=lambda: ResidualVQ(
+                dim=256, num_quantizers=8, codebook_size=1024, decay=0.8, commitment_weight=0.25,
+                rotation_trick=False, kmeans_init=False,
+            ),
+            peer_step=vqp_rvq_step,
+            share=share_rvq_codebooks,
+            flops=lambda n: 8 * _vq_flops(256, 1024)(n),
+        ),
     ]
 
 
