@@ -1,10 +1,16 @@
-"""``python -m bench.leaderboard [--check]``: run records -> ``leaderboards/<suite>.md`` (pandas + tabulate).
+"""``python -m bench.leaderboard [--check | --publish]``: run records -> ``leaderboards/<suite>.md`` (pandas + tabulate).
 
 Generated, never hand-edited: the same records give the same bytes. Per suite: one row per
 tokenizer (its newest record), the suite's published reference rows with the delta to what was
 measured here and a verdict against a stated tolerance, the protocol of every number, and plots
 (rate-distortion, reconstructions). ``leaderboards/README.md`` indexes the suites. ``--check``
 exits 1 when a committed page differs from what the records give.
+
+Records come from two places: the published ones, committed under ``leaderboards/records/<suite>/``,
+and the local ones a run writes under ``results/<suite>/`` (never committed). A local run therefore
+really runs in a fresh clone, and its numbers (the newest record per tokenizer) replace the
+published row on the page; ``--publish`` copies the local records and samples shown on the pages
+into ``leaderboards/records/`` to commit them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -185,8 +192,11 @@ def draw_figures(suite: str, latest: list[dict[str, Any]], results_dir: Path, ou
     rate_key, rate_unit = rate_of(latest[0])
     if plots.rate_distortion(latest, rate_key, rate_unit, out_dir / suite / "rate_distortion.png"):
         figures["rate-distortion"] = f"{suite}/rate_distortion.png"
-    samples = {r["tokenizer"]: results_dir / suite / "samples" / f"{r['tokenizer']}-{r['config_hash']}.npz" for r in latest}
-    loaded = {name: load_samples(path) for name, path in samples.items() if path.exists()}
+    loaded = {}
+    for record in latest:
+        path = find_samples(record, results_dir, out_dir)
+        if path is not None:
+            loaded[record["tokenizer"]] = load_samples(path)
     if loaded:
         originals = next(iter(loaded.values()))["originals"]
         rows = [(name, s["reconstructions"]) for name, s in loaded.items() if s["originals"].shape == originals.shape]
@@ -195,9 +205,24 @@ def draw_figures(suite: str, latest: list[dict[str, Any]], results_dir: Path, ou
     return figures
 
 
+def record_folders(suite: str, results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """Where a suite's records are: published (``<out_dir>/records/<suite>``), then local (``<results_dir>/<suite>``)."""
+    return [Path(out_dir) / "records" / suite, Path(results_dir) / suite]
+
+
+def find_samples(record: dict[str, Any], results_dir: Path, out_dir: Path) -> Path | None:
+    name = f"{record['tokenizer']}-{record['config_hash']}.npz"
+    paths = [folder / "samples" / name for folder in record_folders(record["suite"], results_dir, out_dir)]
+    return next((path for path in paths if path.exists()), None)
+
+
+def suite_records(suite: str, results_dir: str | Path, out_dir: str | Path) -> list[dict[str, Any]]:
+    return [record for folder in record_folders(suite, results_dir, out_dir) for record in read_records(folder)]
+
+
 def suite_page(suite: str, results_dir: str | Path, out_dir: str | Path, *, draw: bool = True) -> str | None:
     """The markdown of one suite (drawing its figures into ``out_dir/<suite>/`` when ``draw``)."""
-    records = read_records(Path(results_dir) / suite)
+    records = suite_records(suite, results_dir, out_dir)
     if not records:
         return None
     latest = latest_per_tokenizer(records)
@@ -236,12 +261,30 @@ def write_leaderboard(suite: str, results_dir: str | Path, out_dir: str | Path) 
     return path
 
 
-def all_suites(results_dir: Path) -> list[str]:
-    return sorted(p.name for p in results_dir.iterdir() if (p / "records").is_dir()) if results_dir.is_dir() else []
+def all_suites(results_dir: Path, out_dir: Path) -> list[str]:
+    """Suites with records, published or local."""
+    roots = [Path(out_dir) / "records", Path(results_dir)]
+    return sorted({p.name for root in roots if root.is_dir() for p in root.iterdir() if (p / "records").is_dir()})
+
+
+def publish(results_dir: Path, out_dir: Path) -> list[Path]:
+    """Copy the local records (and samples) that the pages show into ``<out_dir>/records/``."""
+    copied = []
+    for suite in all_suites(results_dir, out_dir):
+        for record in latest_per_tokenizer(suite_records(suite, results_dir, out_dir)):
+            stem = f"{record['tokenizer']}-{record['config_hash']}"
+            for kind, suffix in (("records", ".json"), ("samples", ".npz")):
+                source = results_dir / suite / kind / f"{stem}{suffix}"
+                target = out_dir / "records" / suite / kind / source.name
+                if source.exists() and not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, target)
+                    copied.append(target)
+    return copied
 
 
 def write_index(results_dir: str | Path, out_dir: str | Path) -> None:
-    pages = {suite: (Path(out_dir) / f"{suite}.md").read_text() for suite in all_suites(Path(results_dir)) if (Path(out_dir) / f"{suite}.md").exists()}
+    pages = {suite: (Path(out_dir) / f"{suite}.md").read_text() for suite in all_suites(Path(results_dir), Path(out_dir)) if (Path(out_dir) / f"{suite}.md").exists()}
     atomic_write_bytes(Path(out_dir) / "README.md", index_page(pages).encode())
 
 
@@ -249,7 +292,7 @@ def check(results_dir: Path, out_dir: Path) -> list[str]:
     """Names of the committed pages that differ from what the records give (figures not compared:
     their bytes depend on the matplotlib version)."""
     stale, pages = [], {}
-    for suite in all_suites(results_dir):
+    for suite in all_suites(results_dir, out_dir):
         pages[suite] = suite_page(suite, results_dir, out_dir, draw=False)
         path = out_dir / f"{suite}.md"
         if not path.exists() or path.read_text() != pages[suite]:
@@ -266,13 +309,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="leaderboards", type=Path, help="where the markdown goes (default: leaderboards)")
     parser.add_argument("--suite", action="append", help="only these suites (default: every suite with records)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed page is stale against the records")
+    parser.add_argument("--publish", action="store_true", help="copy the local records the pages show into <out>/records/")
     args = parser.parse_args(argv)
+    if args.publish:
+        for path in publish(args.results, args.out):
+            print(f"published {path}")
+        return
     if args.check:
         stale = check(args.results, args.out)
         for path in stale:
             print(f"stale: {path} (regenerate with python -m bench.leaderboard)", file=sys.stderr)
         sys.exit(1 if stale else 0)
-    for suite in args.suite or all_suites(args.results):
+    for suite in args.suite or all_suites(args.results, args.out):
         print(f"{suite}: {write_leaderboard(suite, args.results, args.out) or 'no records'}")
 
 

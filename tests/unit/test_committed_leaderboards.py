@@ -1,4 +1,5 @@
-"""The committed leaderboards are what the committed records give (python -m bench.leaderboard --check)."""
+"""The committed leaderboards are what the records give (python -m bench.leaderboard --check):
+the published records under leaderboards/records/, plus any local ones under results/."""
 
 from __future__ import annotations
 

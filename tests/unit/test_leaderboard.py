@@ -94,3 +94,18 @@ def test_check_detects_stale_pages(tmp_path):
     assert str(out / "toy.md") in leaderboard.check(results, out)
     (out / "toy.md").unlink()
     assert str(out / "toy.md") in leaderboard.check(results, out)
+
+
+def test_local_records_replace_published_rows_and_publish_copies_them(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "lb"
+    write(out / "records", make_record("tok_a", 29.8))  # published
+    page = leaderboard.write_leaderboard("toy", results, out).read_text()
+    assert "29.80" in page and leaderboard.check(results, out) == []
+
+    local = make_record("tok_a", 28.5, created="2026-05-01T00:00:00+00:00") | {"config_hash": "aaaaaaaaaaaa"}
+    write(results, local)
+    page = leaderboard.write_leaderboard("toy", results, out).read_text()
+    assert "28.50" in page and "29.80 (tok_a)" not in page  # the newest record wins
+
+    assert leaderboard.publish(results, out) == [out / "records" / "toy" / "records" / "tok_a-aaaaaaaaaaaa.json"]
+    assert leaderboard.publish(results, out) == []  # already there
