@@ -20,11 +20,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchmetrics import Metric
-from tqdm.auto import tqdm
 
 from . import checkpoints
 from .metrics import update_all
 from .preemption import StopSignals
+from .progress import progress
 
 
 def shard_items(num_items: int, batch_size: int, shard: int, num_shards: int) -> range:
@@ -73,7 +73,7 @@ def evaluate(
         start = int(state["batch"])
     loader = DataLoader(Subset(dataset, items[start * batch_size :]), batch_size=batch_size, shuffle=False, num_workers=num_workers)
     total = math.ceil(len(items) / batch_size)
-    for batch, x in enumerate(tqdm(loader, desc="eval", unit="batch", total=total, initial=start, dynamic_ncols=True), start=start):
+    for batch, x in enumerate(progress(loader, desc="eval", unit="batch", total=total, initial=start), start=start):
         x = x.to(device, non_blocking=True)
         codes = model.encode(x)
         update_all(metrics, real=x, fake=model.decode(codes).clamp(-1, 1), codes=codes)

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm.auto import tqdm
 
 from . import checkpoints, distributed
 from .errors import BenchError
 from .preemption import StopSignals
+from .progress import progress
 
 RECONSTRUCTION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
@@ -97,8 +97,8 @@ def train(
 
     loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), cfg.batch_size, seed, start, cfg.steps), num_workers=cfg.num_workers)
     began = time.perf_counter()
-    progress = tqdm(loader, total=cfg.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
-    for step, x in enumerate(progress, start=start):
+    bar = progress(loader, total=cfg.steps, initial=start, desc="train", unit="step")
+    for step, x in enumerate(bar, start=start):
         x = x.to(device, non_blocking=True)
         out = step_model(x)
         rec = reconstruction_loss(out.recon, x)
@@ -112,13 +112,13 @@ def train(
             ema.update_parameters(model)
         recent = (recent + [distributed.mean(rec.detach()).item()])[-50:]
         if step % 10 == 0:
-            progress.set_postfix(rec=f"{rec.item():.4f}", **{k: f"{v.item():.3g}" for k, v in out.metrics.items()})
+            bar.set_postfix(rec=f"{rec.item():.4f}", **{k: f"{v.item():.3g}" for k, v in out.metrics.items()})
         stopping = stop is not None and stop.requested()
         if stopping or (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             save(step + 1)
         if stopping:
             stop.stop(f"train step {step + 1}/{cfg.steps} (state in {state_path})")
-    progress.close()
+    bar.close()
 
     final = ema.module if ema is not None else model
     final.eval()
