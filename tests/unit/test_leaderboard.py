@@ -56,7 +56,7 @@ def test_same_records_same_bytes_and_new_record_changes_only_its_row(tmp_path):
     new_page = leaderboard.write_leaderboard("toy", results, out).read_text()
     added = [line for line in new_page.splitlines() if line not in page.splitlines()]
     assert len(added) == 1 and added[0].startswith("| tok_b") and "25.00" in added[0]
-    assert (out / "README.md").read_text().count("| toy | 2 |") == 1
+    assert "| [toy](toy.md) | a toy suite | 2 | 1 |" in (out / "README.md").read_text()
 
 
 def test_newest_record_per_tokenizer_wins(tmp_path):
@@ -88,8 +88,10 @@ def test_reference_rows_have_delta_verdict_source_and_protocol_flags(tmp_path):
 def test_check_detects_stale_pages(tmp_path):
     results, out = tmp_path / "results", tmp_path / "lb"
     write(results, make_record("tok_a", 29.8))
-    leaderboard.write_leaderboard("toy", results, out)
+    leaderboard.write_all(results, out)  # the configured suites' reference-only pages too
     assert leaderboard.check(results, out) == []
+    imagenet = (out / "imagenet256.md").read_text()
+    assert "No run records yet" in imagenet and "not measured" in imagenet and "split=val" in imagenet
     write(results, make_record("tok_b", 25.0))
     assert str(out / "toy.md") in leaderboard.check(results, out)
     (out / "toy.md").unlink()
@@ -99,7 +101,8 @@ def test_check_detects_stale_pages(tmp_path):
 def test_local_records_replace_published_rows_and_publish_copies_them(tmp_path):
     results, out = tmp_path / "results", tmp_path / "lb"
     write(out / "records", make_record("tok_a", 29.8))  # published
-    page = leaderboard.write_leaderboard("toy", results, out).read_text()
+    leaderboard.write_all(results, out)
+    page = (out / "toy.md").read_text()
     assert "29.80" in page and leaderboard.check(results, out) == []
 
     local = make_record("tok_a", 28.5, created="2026-05-01T00:00:00+00:00") | {"config_hash": "aaaaaaaaaaaa"}
