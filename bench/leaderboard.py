@@ -351,6 +351,5 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{suite}: {write_leaderboard(suite, args.results, args.out) or 'no records'}")
 
 
-
 if __name__ == "__main__":
     main()
