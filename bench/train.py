@@ -112,7 +112,7 @@ def train(
             ema.update_parameters(model)
         recent = (recent + [distributed.mean(rec.detach()).item()])[-50:]
         if step % 10 == 0:
-            bar.set_postfix(rec=f"{rec.item():.4f}", **{k: f"{v.item():.3g}" for k, v in out.metrics.items()})
+            bar.set_postfix(rec=f"{rec.item():.4f}", **{k: f"{v.item():.3g}" for k, v in out.metrics.items()}, refresh=False)
         stopping = stop is not None and stop.requested()
         if stopping or (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             save(step + 1)
