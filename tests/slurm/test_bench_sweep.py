@@ -5,6 +5,7 @@ requeued and writes the record of its uninterrupted twin (same array, same envir
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,9 @@ def sweep(tmp_path: Path, *overrides: str) -> subprocess.Popen:
         sys.executable, "-m", "bench.run", "-m", *TINY, f"leaderboard_dir={tmp_path / 'lb'}",
         "hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides,
     ]  # fmt: skip
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # tasks print every training step to their log (the stop test watches it); sbatch passes the environment on
+    env = {**os.environ, "BENCH_PROGRESS_INTERVAL": "0"}
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def finish(process: subprocess.Popen, timeout_s: float = 240) -> str:
