@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .errors import BenchError
-from .records import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def save(state: dict[str, Any], path: Path) -> None:

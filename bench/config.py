@@ -7,13 +7,15 @@ A wrong key or a value of the wrong type fails at composition with Hydra's one-l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from difflib import get_close_matches
 from typing import Any, Optional
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .errors import BenchError
 
@@ -68,6 +70,8 @@ class ReferenceRow:
 class SuiteConfig:
     name: str = MISSING
     description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])  # a run without seed= runs each; the page shows mean ± std
+    threads: Optional[int] = None  # CPU threads of every run (CPU numbers depend on it); None: torch's default
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     tokenizers: list[str] = field(default_factory=list)  # tokenizer configs run when none is chosen
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -87,11 +91,12 @@ class TokenizerConfig:
 class RunConfig:
     suite: SuiteConfig = MISSING
     tokenizer: Optional[TokenizerConfig] = None  # None: every tokenizer the suite lists
-    seed: int = 0
+    seed: Optional[int] = None  # None: each of the suite's seeds in turn
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = "results"
     leaderboard_dir: str = "leaderboards"
-    redo: bool = False  # re-run even if a record with the same config hash exists
+    redo: bool = False  # run again from scratch: train (unless a checkpoint is given) and evaluate
+    reevaluate: bool = False  # evaluate again with the weights an earlier run trained
     eval_shards: int = 1  # split the evaluation into this many shards (e.g. one SLURM array task each)
     eval_shard: Optional[int] = None  # the shard this task evaluates; None: every shard, in turn
 
@@ -106,8 +111,30 @@ def register_configs() -> None:
 def compose(overrides: list[str]) -> DictConfig:
     """The config ``python -m bench.run <overrides>`` would run with (for tests and tools)."""
     register_configs()
+    if GlobalHydra.instance().is_initialized():  # inside `bench.run`'s @hydra.main: same config module
+        return hydra_compose(config_name="config", overrides=list(overrides))
     with initialize_config_module(config_module="bench.conf", version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def unknown_keys(node, prefix: str = "") -> list[str]:
+    """Dotted keys of ``node`` that its schema (the dataclasses above) does not define. Hydra's
+    ``+key=value`` adds keys even to structured configs, so they are looked for after composition."""
+    found = []
+    if isinstance(node, ListConfig):
+        for index, item in enumerate(node):
+            found += unknown_keys(item, f"{prefix}[{index}]")
+    elif isinstance(node, DictConfig):
+        schema = OmegaConf.get_type(node)
+        allowed = {f.name for f in fields(schema)} if is_dataclass(schema) else None
+        for key in node.keys():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if allowed is not None and key not in allowed:
+                close = get_close_matches(str(key), sorted(allowed), n=1)
+                found.append(path + (f" (did you mean {close[0]}?)" if close else ""))
+            elif allowed is not None:
+                found += unknown_keys(node._get_node(key), path)
+    return found
 
 
 _CHOICES = {
@@ -117,6 +144,9 @@ _CHOICES = {
 
 def validate(cfg) -> None:
     """Checks the types cannot express; raises `BenchError` with one line."""
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise BenchError(f"unknown config key{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
     if cfg.suite.train.reconstruction_loss not in _CHOICES["train.reconstruction_loss"]:
         raise BenchError(f"suite.train.reconstruction_loss={cfg.suite.train.reconstruction_loss!r}: choose mse or l1")
     for key in ("batch_size",):
@@ -124,5 +154,13 @@ def validate(cfg) -> None:
             raise BenchError(f"suite.train.{key} and suite.eval.{key} must be positive")
     if cfg.eval_shards < 1 or (cfg.eval_shard is not None and not 0 <= cfg.eval_shard < cfg.eval_shards):
         raise BenchError(f"eval_shard={cfg.eval_shard} eval_shards={cfg.eval_shards}: need eval_shards >= 1 and 0 <= eval_shard < eval_shards")
+    if cfg.redo and cfg.reevaluate:
+        raise BenchError("redo=true runs everything again, reevaluate=true only the evaluation: choose one")
+    if (cfg.redo or cfg.reevaluate) and cfg.eval_shard is not None:
+        raise BenchError("redo/reevaluate with eval_shard: each shard task would remove the others' work; run it without eval_shard")
+    if cfg.suite.threads is not None and cfg.suite.threads < 1:
+        raise BenchError(f"suite.threads={cfg.suite.threads}: must be >= 1 (or null for torch's default)")
+    if not cfg.suite.seeds:
+        raise BenchError("suite.seeds is empty: list at least one seed")
     if cfg.suite.train.steps < 0:
         raise BenchError(f"suite.train.steps={cfg.suite.train.steps}: must be >= 0")

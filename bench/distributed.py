@@ -64,6 +64,12 @@ def local_slice(indices: list[int]) -> list[int]:
     return indices[rank() * per_rank : (rank() + 1) * per_rank]
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing to wait for in a single process)."""
+    if is_active():
+        dist.barrier()
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank."""
     if not is_active():

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .records import atomic_write_bytes  # noqa: E402
+from .files import atomic_write_bytes  # noqa: E402
 
 # (metric key, axis label, lower is better)
 DISTORTIONS = [("psnr", "PSNR (dB) ↑", False), ("rfid", "rFID ↓", True), ("ssim", "SSIM ↑", False), ("mel_distance", "mel distance ↓", True)]
@@ -26,17 +26,22 @@ def _save(figure, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def rate_distortion(records: list[dict[str, Any]], rate_key: str, rate_label: str, path: Path) -> bool:
-    """One panel per distortion metric present: rate on x, metric on y, a labelled point per tokenizer."""
-    panels = [d for d in DISTORTIONS if any(r["metrics"].get(d[0]) is not None for r in records)]
+def rate_distortion(points: list[dict[str, Any]], rate_label: str, path: Path) -> bool:
+    """One panel per distortion metric present: rate on x, metric on y, a labelled point per row with
+    an error bar of one standard deviation over seeds. Each point is ``{"label", "rate", "metrics":
+    {key: (mean, std or None)}}``."""
+    panels = [d for d in DISTORTIONS if any(p["metrics"].get(d[0], (None,))[0] is not None for p in points)]
     if not panels:
         return False
     figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for axis, (key, label, _) in zip(axes[0], panels):
-        points = sorted((r["rate"][rate_key], r["metrics"][key], r["tokenizer"]) for r in records if r["metrics"].get(key) is not None)
-        axis.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue")
-        for x, y, name in points:
-            axis.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        present = sorted((p["rate"], *p["metrics"][key], p["label"]) for p in points if p["metrics"].get(key, (None,))[0] is not None)
+        axis.errorbar(
+            [x for x, *_ in present], [mean for _, mean, *_ in present], yerr=[std or 0.0 for _, _, std, _ in present],
+            fmt="o", color="tab:blue", ecolor="tab:gray", capsize=3,
+        )  # fmt: skip
+        for x, mean, _, name in present:
+            axis.annotate(name, (x, mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
         axis.set_xlabel(rate_label)
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,8 +19,17 @@ from typing import Any
 
 import torch
 
-# Config fields that say where or whether to run, not what is measured: left out of the hash.
-_NOT_HASHED = ("output_dir", "leaderboard_dir", "redo", "device", "eval_shards", "eval_shard")
+from .files import atomic_write_bytes
+
+# Config fields that do not change the numbers: where or whether to run, how fast, which other runs
+# a suite makes, what its page shows. Everything else (data, training, evaluation protocol, threads,
+# tokenizer, seed) is hashed: two runs with the same hash measure the same thing.
+NOT_MEASURED = (
+    "output_dir", "leaderboard_dir", "redo", "reevaluate", "device", "eval_shards", "eval_shard",
+    "suite.description", "suite.tokenizers", "suite.seeds", "suite.references",
+    "suite.train.checkpoint_every", "suite.train.num_workers",
+    "suite.eval.batch_size", "suite.eval.num_workers", "suite.eval.samples",
+)  # fmt: skip
 
 
 @dataclass
@@ -48,30 +55,76 @@ class RunRecord:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 (12 hex digits) of the canonical JSON of the config, without where-to-run fields."""
-    measured = {k: v for k, v in config.items() if k not in _NOT_HASHED}
-    return hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:12]
+def measured_fields(config: dict[str, Any], *, without: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config as flat dotted keys (``suite.train.steps``), without `NOT_MEASURED` and ``without``."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if prefix in NOT_MEASURED or prefix in without:
+            return
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else key)
+        else:
+            flat[prefix] = node
+
+    walk(config, "")
+    return flat
+
+
+def config_hash(config: dict[str, Any], *, without: tuple[str, ...] = ()) -> str:
+    """sha256 (12 hex digits) of the canonical JSON of the config's measured fields."""
+    return hashlib.sha256(json.dumps(measured_fields(config, without=without), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def protocol_hash(config: dict[str, Any]) -> str:
+    """The config hash without the seed: records of one protocol at different seeds share it."""
+    return config_hash(config, without=("seed",))
+
+
+def make_record(
+    *, config: dict[str, Any], hash_: str, model, item_shape: tuple[int, ...], num_items: int, metrics: dict[str, Any],
+    metric_protocols: dict[str, str], unavailable: dict[str, str], weights_path: Path, train: dict[str, Any],
+    wall_time_s: float, device: torch.device,
+) -> RunRecord:  # fmt: skip
+    """The record of one finished run: ``config`` is the resolved run config, ``model`` the evaluated
+    `Tokenizer` (its protocol gives the rate), ``metrics`` the flat metric values."""
+    suite, tokenizer, dataset = config["suite"], config["tokenizer"], config["suite"]["dataset"]
+    return RunRecord(
+        suite=suite["name"],
+        tokenizer=tokenizer["id"],
+        arch=tokenizer["arch"],
+        config_hash=hash_,
+        git_sha=git_sha(),
+        seed=config["seed"],
+        split=dataset["eval_split"],
+        num_items=num_items,
+        metrics=metrics,
+        unavailable=unavailable,
+        protocol={
+            "dataset": dataset["kind"],
+            "root": dataset["root"],
+            "split": dataset["eval_split"],
+            "num_items": num_items,
+            "input_shape": list(item_shape),
+            "preprocessing": dataset["preprocessing"],
+            "center_crop": dataset["center_crop"],
+            "metrics": metric_protocols,
+            "eval_shards": config["eval_shards"],
+            "threads": suite["threads"],
+        },
+        rate=model.rate(item_shape),
+        model={"parameters": sum(p.numel() for p in model.parameters()), "family": model.family, "paper": model.paper},
+        checkpoint_sha256=file_sha256(weights_path),
+        train=train,
+        wall_time_s=wall_time_s,
+        hardware=hardware(device),
+        config=config,
+    )
 
 
 def record_path(output_dir: str | Path, suite: str, tokenizer: str, hash_: str) -> Path:
     return Path(output_dir) / suite / "records" / f"{tokenizer}-{hash_}.json"
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``: readers see the
-    old file or the new one, never a half-written one (a killed run leaves at most a stray ``.tmp``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(record: RunRecord, path: Path) -> None:
@@ -96,16 +149,28 @@ def git_sha() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the architecture: CPU numbers are bit-exact only
+    on the same kind of CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(device: torch.device) -> dict[str, Any]:
     info = {
         "device": str(device),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -20,7 +20,8 @@ from typing import Any
 from tabulate import tabulate
 
 from .config import compose
-from .records import atomic_write_bytes, git_sha
+from .files import atomic_write_bytes
+from .records import git_sha
 from .run import run_one
 
 BASELINES = Path(__file__).parent / "baselines"
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             current = json.loads(path.read_text())
             if args.update:
                 seeds = [int(s) for s in args.seeds.split(",")]
-                per_seed = [measure(suite, current["overrides"], seed, output_dir / f"seed{seed}") for seed in seeds]
+                per_seed = [measure(suite, current["overrides"], seed, output_dir) for seed in seeds]
                 updated = {**current, "seed": seeds[0], "git_sha": git_sha(), "tokenizers": derive(per_seed)}
                 rows, _ = compare(current, per_seed[0]) if current.get("tokenizers") else ([], True)
                 print(f"{suite}: baselines re-measured at seeds {seeds}; against the previous ones:")

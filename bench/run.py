@@ -1,16 +1,19 @@
 """``python -m bench.run [suite=S] [tokenizer=T] [overrides...]``: train and/or evaluate tokenizers on a
 suite, write one record per run, regenerate the suite's leaderboard.
 
-Without ``tokenizer=``, every tokenizer the suite lists runs in turn (each composed exactly as
-``tokenizer=<name>`` would be, so records and hashes match those of a ``-m`` sweep or SLURM array).
+Without ``tokenizer=``, every tokenizer the suite lists runs in turn, and without ``seed=`` each at
+every seed the suite lists (each composed exactly as ``tokenizer=<name> seed=<seed>`` would be, so
+records and hashes match those of a ``-m`` sweep or SLURM array). A suite that fixes ``threads``
+runs on that many CPU threads whatever the environment says: CPU numbers depend on it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
 from .preemption import StopSignals
-from .records import RunRecord, config_hash, file_sha256, git_sha, hardware, record_path, write_record
+from .records import config_hash, make_record, record_path, write_record
 from .samples import save_samples
 from .train import train
 
@@ -77,7 +80,7 @@ def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSigna
     if suite.train.steps == 0:
         raise BenchError(f"tokenizer {tok.id} has no checkpoint and suite.train.steps=0: set one of them")
     folder = Path(cfg.output_dir) / suite.name / "checkpoints"
-    weights_path = folder / f"{tok.id}-{hash_}.pt"
+    weights_path, state_path = folder / f"{tok.id}-{hash_}.pt", folder / f"{tok.id}-{hash_}.train.pt"
     if weights_path.exists():
         log.info("%s: training finished earlier, loading %s", tok.id, weights_path)
         state = checkpoints.load(weights_path)
@@ -89,7 +92,7 @@ def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSigna
             "same overrides and no eval_shard, or set tokenizer.checkpoint"
         )
     dataset = build_dataset(suite.dataset, suite.dataset.train_split)
-    result = train(model, dataset, suite.train, seed=cfg.seed, device=device, state_path=folder / f"{tok.id}-{hash_}.train.pt", stop=stop)
+    result = train(model, dataset, suite.train, seed=cfg.seed, device=device, state_path=state_path, stop=stop)
     # The weights file holds only what a resumed run reproduces exactly, so its sha256 is the same.
     summary = {"steps": result.steps, "final_reconstruction_loss": result.final_loss, "source": "trained"}
     if distributed.is_writer():
@@ -115,7 +118,7 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
         raise BenchError(f"eval_shards={cfg.eval_shards} with {distributed.world_size()} processes: shard with one or the other")
     paths = [folder / f"of-{cfg.eval_shards}" / f"shard-{k}.pt" for k in range(cfg.eval_shards)]
     for k in range(cfg.eval_shards) if cfg.eval_shard is None else [cfg.eval_shard]:
-        if paths[k].exists() and not cfg.redo:
+        if paths[k].exists():
             continue
         metrics = make_metrics()
         evaluate(model, dataset, metrics, batch_size=eval_cfg.batch_size, device=device, num_workers=eval_cfg.num_workers,
@@ -131,14 +134,40 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
     return compute_all(metrics)
 
 
+@contextmanager
+def cpu_threads(count: int | None):
+    """Run the block on ``count`` intra-op CPU threads (None: leave torch's setting)."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def forget_earlier_run(cfg: DictConfig, hash_: str) -> None:
+    """``redo``: remove the weights, training state and evaluation shards an earlier run of this config
+    left (training then starts from step 0); ``reevaluate``: only the shards (the weights are reused)."""
+    if not (cfg.redo or cfg.reevaluate):
+        return
+    root = Path(cfg.output_dir) / cfg.suite.name
+    shutil.rmtree(root / "shards" / f"{cfg.tokenizer.id}-{hash_}", ignore_errors=True)
+    if cfg.redo:
+        for name in (f"{cfg.tokenizer.id}-{hash_}.pt", f"{cfg.tokenizer.id}-{hash_}.train.pt"):
+            (root / "checkpoints" / name).unlink(missing_ok=True)
+
+
 def run_one(cfg: DictConfig) -> Path:
-    """Train/evaluate one tokenizer on one suite and write its record; returns the record's path (not
-    written yet when this task evaluated one shard and others are missing).
+    """Train/evaluate one tokenizer at one seed on one suite and write its record; returns the record's
+    path (not written yet when this task evaluated one shard and others are missing).
 
     A stop signal (preemption, time limit) saves the training or evaluation state and requeues the
     job (see `bench.preemption`); the requeued run resumes from that state.
     """
-    with StopSignals() as stop:
+    if cfg.seed is None:
+        raise BenchError("run_one needs a seed: run() expands the suite's seeds")
+    with StopSignals() as stop, cpu_threads(cfg.suite.threads):
         return _run_one(cfg, stop)
 
 
@@ -147,19 +176,22 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     hash_ = config_hash(config)
     suite, tok = cfg.suite, cfg.tokenizer
     path = record_path(cfg.output_dir, suite.name, tok.id, hash_)
-    if path.exists() and not cfg.redo:
-        log.info("%s: record %s exists, skipping (redo=true to run again)", tok.id, path)
+    if path.exists() and not (cfg.redo or cfg.reevaluate):
+        log.info("%s: record %s exists, skipping (redo=true to run again, reevaluate=true to evaluate again)", tok.id, path)
         return path
 
     began = time.perf_counter()
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     distributed.setup(device)
+    if distributed.is_writer():
+        forget_earlier_run(cfg, hash_)
+    distributed.barrier()  # no rank reads what the writer is removing
     model = build_tokenizer(tok)
     dataset = build_dataset(suite.dataset, suite.dataset.eval_split)
     item_shape = tuple(dataset[0].shape)
     try:
-        grid = model.token_grid(item_shape)
+        model.token_grid(item_shape)
     except ValueError as error:
         raise BenchError(f"{tok.id} cannot tokenize the suite's items of shape {item_shape}: {error}") from error
     model, weights_path, train_summary = obtain_weights(model, cfg, hash_, device, stop)
@@ -184,64 +216,42 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     samples_path = Path(cfg.output_dir) / suite.name / "samples" / f"{tok.id}-{hash_}.npz"
     save_samples(model, dataset, samples_path, count=suite.eval.samples, device=device)
 
-    tokens = math.prod(grid)
-    pixels = math.prod(item_shape[1:])
-    record = RunRecord(
-        suite=suite.name,
-        tokenizer=tok.id,
-        arch=tok.arch,
-        config_hash=hash_,
-        git_sha=git_sha(),
-        seed=cfg.seed,
-        split=suite.dataset.eval_split,
+    record = make_record(
+        config=config,
+        hash_=hash_,
+        model=model,
+        item_shape=item_shape,
         num_items=len(dataset),
         metrics=flatten_metrics(values),
+        metric_protocols={name: metric.protocol for name, metric in metrics.items()},
         unavailable=unavailable,
-        protocol={
-            "dataset": suite.dataset.kind,
-            "root": suite.dataset.root,
-            "split": suite.dataset.eval_split,
-            "num_items": len(dataset),
-            "input_shape": list(item_shape),
-            "preprocessing": suite.dataset.preprocessing,
-            "center_crop": suite.dataset.center_crop,
-            "metrics": {name: metric.protocol for name, metric in metrics.items()},
-            "eval_shards": cfg.eval_shards,
-        },
-        rate={
-            "token_grid": list(grid),
-            "tokens": tokens,
-            "codebook_size": model.codebook_size,
-            "num_codebooks": model.num_codebooks,
-            "bits_per_token": model.bits_per_token,
-            "bits_per_pixel": model.bits_per_token * tokens / pixels,
-        },
-        model={"parameters": sum(p.numel() for p in model.parameters()), "family": model.family, "paper": model.paper},
-        checkpoint_sha256=file_sha256(weights_path),
+        weights_path=weights_path,
         train=train_summary,
         wall_time_s=time.perf_counter() - began,
-        hardware=hardware(device),
-        config=config,
+        device=device,
     )
     write_record(record, path)
     log.info("%s: wrote %s", tok.id, path)
     return path
 
 
-def compose_for(tokenizer: str) -> DictConfig:
-    """The config this job would have with ``tokenizer=<name>`` added to its command-line overrides."""
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("tokenizer=")]
-    return hydra.compose(config_name="config", overrides=[*overrides, f"tokenizer={tokenizer}"])
+def compose_for(tokenizer: str | None, seed: int | None) -> DictConfig:
+    """The config this job would have with ``tokenizer=<name>`` and ``seed=<seed>`` (where given) added
+    to its command-line overrides."""
+    overrides = list(HydraConfig.get().overrides.task)
+    for key, value in (("tokenizer", tokenizer), ("seed", seed)):
+        if value is not None:
+            overrides = [o for o in overrides if not o.startswith(f"{key}=")] + [f"{key}={value}"]
+    return hydra.compose(config_name="config", overrides=overrides)
 
 
 def run(cfg: DictConfig) -> list[Path]:
     validate(cfg)
-    if cfg.tokenizer is not None:
-        runs = [cfg]
-    else:
-        if not cfg.suite.tokenizers:
-            raise BenchError(f"suite {cfg.suite.name} lists no tokenizers: choose one with tokenizer=<name>")
-        runs = [compose_for(name) for name in cfg.suite.tokenizers]
+    if cfg.tokenizer is None and not cfg.suite.tokenizers:
+        raise BenchError(f"suite {cfg.suite.name} lists no tokenizers: choose one with tokenizer=<name>")
+    tokenizers = [None] if cfg.tokenizer is not None else list(cfg.suite.tokenizers)
+    seeds = [None] if cfg.seed is not None else list(cfg.suite.seeds)
+    runs = [cfg] if tokenizers == [None] and seeds == [None] else [compose_for(t, s) for t in tokenizers for s in seeds]
     paths = [run_one(job) for job in runs]
     if distributed.is_writer():
         write_leaderboard(cfg.suite.name, cfg.output_dir, cfg.leaderboard_dir)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .records import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def to_uint8_images(x: Tensor) -> np.ndarray:

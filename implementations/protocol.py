@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -109,6 +109,31 @@ class Tokenizer(nn.Module):
     def token_grid(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:  # pragma: no cover
         """The token grid for an input of shape ``input_shape`` (without the batch dimension)."""
         raise NotImplementedError
+
+    def rate(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        """What one input of shape ``input_shape`` (no batch dimension) costs in tokens and bits:
+        ``token_grid``, ``tokens``, ``codebook_size``, ``num_codebooks``, ``bits_per_token``, ``bits``,
+        and by modality ``bits_per_pixel`` (image: per pixel; video: per pixel per frame, with
+        ``tokens_per_frame``) or ``kbps`` and ``tokens_per_second`` (audio, at ``sample_rate``)."""
+        grid = self.token_grid(tuple(input_shape))
+        tokens = math.prod(grid)
+        bits = self.bits_per_token * tokens
+        rate: dict[str, Any] = {
+            "token_grid": list(grid),
+            "tokens": tokens,
+            "codebook_size": self.codebook_size,
+            "num_codebooks": self.num_codebooks,
+            "bits_per_token": self.bits_per_token,
+            "bits": bits,
+        }
+        if self.modality == "audio":
+            seconds = input_shape[-1] / self.sample_rate
+            rate.update(kbps=bits / seconds / 1000, tokens_per_second=tokens / seconds)
+        else:  # image (3, H, W) or video (3, T, H, W): pixels, counting every frame's
+            rate["bits_per_pixel"] = bits / math.prod(input_shape[1:])
+            if self.modality == "video":
+                rate["tokens_per_frame"] = tokens / input_shape[1]
+        return rate
 
     def quantize(self, x: Tensor) -> QuantizerOutput:  # pragma: no cover - abstract
         """Encode ``x`` and quantize: quantized latents channel-last ``(B, *grid, dim)``."""

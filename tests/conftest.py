@@ -18,4 +18,4 @@ def compose_run(tmp_path):
 
 
 # The smallest real run of the built-in suite: a few steps on a few crops.
-TINY = ("suite.train.steps=4", "suite.train.batch_size=8", "suite.dataset.max_items=16", "suite.eval.batch_size=8", "suite.train.checkpoint_every=2")
+TINY = ("seed=0", "suite.train.steps=4", "suite.train.batch_size=8", "suite.dataset.max_items=16", "suite.eval.batch_size=8", "suite.train.checkpoint_every=2")

@@ -32,12 +32,29 @@ def test_run_writes_record_and_leaderboard(compose_run, tmp_path):
     assert record["train"]["steps"] == 4 and len(record["checkpoint_sha256"]) == 64
 
     board = write_leaderboard("builtin", tmp_path / "results", tmp_path / "leaderboards").read_text()
-    assert "| vqvae_tiny_vq_d4" in board and f"{record['metrics']['psnr']:.2f}" in board
-    assert board.startswith("<!-- Generated")
+    assert board.startswith("<!-- Generated") and "| vqvae_tiny_vq_d4" not in board  # shrunk: not the suite's protocol
+    assert "- vqvae_tiny_vq_d4 (seeds 0): dataset.max_items 16 vs None; train.batch_size 8 vs 32; train.steps 4 vs 600" in board
+    board = write_leaderboard("builtin", tmp_path / "results", tmp_path / "leaderboards", include_deviating=True).read_text()
+    (row,) = [line for line in board.splitlines() if line.startswith("| vqvae_tiny_vq_d4")]
+    assert f"{record['metrics']['psnr']:.2f}" in row and "local · 4 steps" in row and "**protocol differs:" in row
 
     # A rerun of the same config finds the record and does nothing.
     stamp = path.stat().st_mtime_ns
     assert run_one(cfg) == path and path.stat().st_mtime_ns == stamp
+
+
+def test_redo_retrains_and_reevaluate_reuses_the_weights(compose_run):
+    path = run_one(compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY))
+    weights = path.parent.parent / "checkpoints" / path.name.replace(".json", ".pt")
+    first_weights, first_record = weights.stat().st_mtime_ns, path.stat().st_mtime_ns
+
+    run_one(compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY, "reevaluate=true"))
+    assert weights.stat().st_mtime_ns == first_weights and path.stat().st_mtime_ns != first_record
+
+    train_state = weights.with_suffix(".train.pt")
+    redone = json.loads(run_one(compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY, "redo=true")).read_text())
+    assert weights.stat().st_mtime_ns != first_weights and train_state.exists()
+    assert redone["train"]["steps"] == 4 and "wall_time_s" in redone["train"]  # trained in this run, not loaded
 
 
 def test_rerun_after_eval_reuses_trained_weights(compose_run):
@@ -59,7 +76,7 @@ def bench_run(tmp_path, *overrides, **popen):
 
 
 def test_killed_run_leaves_no_record_and_rerun_completes(tmp_path):
-    overrides = ("tokenizer=vqvae_tiny_vq_d64", "suite.train.steps=400", "suite.train.checkpoint_every=5", "suite.train.batch_size=8", "suite.dataset.max_items=16")
+    overrides = ("tokenizer=vqvae_tiny_vq_d64", "seed=0", "suite.train.steps=400", "suite.train.checkpoint_every=5", "suite.train.batch_size=8", "suite.dataset.max_items=16")
     process = bench_run(tmp_path, *overrides)
     checkpoints = tmp_path / "results" / "builtin" / "checkpoints"
     deadline = time.time() + 120
@@ -92,6 +109,10 @@ def one_line_error(tmp_path, *overrides) -> str:
 def test_bad_config_value_is_one_clear_error(tmp_path):
     assert "could not be converted to Integer" in one_line_error(tmp_path, "suite.train.steps=many")
     assert "stpes" in one_line_error(tmp_path, "suite.train.stpes=3")
+    # Hydra's own hint for a misspelt key is to add it with "+": still refused, in one line.
+    err = one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "+suite.trian.steps=5")
+    assert err.strip() == "error: unknown config key: suite.trian (did you mean train?)"
+    assert "error: unknown config key: foo\n" in one_line_error(tmp_path, "+foo=1", "tokenizer=vqvae_tiny_vq_d4")
     assert "reconstruction_loss='l3'" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "suite.train.reconstruction_loss=l3")
 
 
@@ -115,3 +136,21 @@ def test_bad_images_are_one_clear_error(tmp_path):
     Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(test_split / "wide.png")
     err = one_line_error(tmp_path, *common, "suite.dataset.resolution=30")
     assert "cannot tokenize the suite's items of shape (3, 30, 30)" in err
+
+
+def test_fixed_threads_make_a_rerun_bit_exact_whatever_the_environment(tmp_path):
+    """The built-in suite fixes 2 threads: OMP_NUM_THREADS=1 in the environment changes nothing.
+    (Without the fix, 1 and 2 threads give different weights: checked by removing `cpu_threads`.)"""
+    overrides = ("tokenizer=vqvae_tiny_vq_d4", *TINY, "suite.train.steps=20", "suite.dataset.max_items=64", "suite.train.batch_size=16")
+    shas, errors = [], []
+    for threads in ("1", "2"):
+        process = bench_run(tmp_path / threads, *overrides, env={**os.environ, "OMP_NUM_THREADS": threads})
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        (record,) = (tmp_path / threads / "results" / "builtin" / "records").glob("*.json")
+        record = json.loads(record.read_text())
+        shas.append(record["checkpoint_sha256"])
+        assert record["hardware"]["threads"] == 2 and record["protocol"]["threads"] == 2
+        errors.append(err)
+    assert shas[0] == shas[1]
+    assert "\r" not in errors[0] and any(line.startswith("train: 100%") for line in errors[0].splitlines())  # a log line per update

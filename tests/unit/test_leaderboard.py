@@ -1,12 +1,23 @@
-"""Leaderboards from hand-made records: deterministic bytes, references with verdicts, --check."""
+"""Leaderboards from hand-made records: deterministic bytes, references with verdicts, seeds as
+mean ± std, provenance and protocol deviations, figures from the table's own records, --check."""
 
 from __future__ import annotations
 
+import io
 import json
+import statistics
 from pathlib import Path
 
-from bench import leaderboard
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
 
+from bench import leaderboard
+from bench.config import compose
+from bench.errors import BenchError
+from bench.records import config_hash
+
+CLEAN_SHA = "0123456789abcdef0123456789abcdef01234567"
 REFERENCE = {
     "tokenizer": "Paper VQ",
     "source": "Some et al. 2024, Table 1",
@@ -16,14 +27,16 @@ REFERENCE = {
 }
 
 
-def make_record(name: str, psnr: float, created: str = "2026-01-01T00:00:00+00:00", references=(REFERENCE,)) -> dict:
+def make_record(name: str, psnr: float, created: str = "2026-01-01T00:00:00+00:00", references=(REFERENCE,), config=None, seed=0) -> dict:
+    """A record of the unconfigured suite ``toy`` (no protocol to compare with), or of ``config``."""
+    config = config or {"suite": {"name": "toy", "description": "a toy suite", "references": list(references)}, "tokenizer": {"id": name}, "seed": seed}
     return {
-        "suite": "toy",
+        "suite": config["suite"]["name"],
         "tokenizer": name,
         "arch": "vqvae_simplecnn",
-        "config_hash": f"{abs(hash(name)) % 10**12:012d}",
-        "git_sha": "0123456789abcdef",
-        "seed": 0,
+        "config_hash": config_hash(config),
+        "git_sha": CLEAN_SHA,
+        "seed": config["seed"],
         "split": "test",
         "num_items": 10,
         "metrics": {"psnr": psnr, "ssim": 0.5, "usage": 0.25, "usage_queue": 0.25, "perplexity": 3.0},
@@ -32,18 +45,34 @@ def make_record(name: str, psnr: float, created: str = "2026-01-01T00:00:00+00:0
         "rate": {"token_grid": [8, 8], "tokens": 64, "codebook_size": 512, "num_codebooks": 1, "bits_per_token": 9.0, "bits_per_pixel": 0.5625},
         "model": {},
         "checkpoint_sha256": None,
-        "train": {},
+        "train": {"steps": 600},
         "wall_time_s": 1.0,
-        "hardware": {},
-        "config": {"suite": {"description": "a toy suite", "references": list(references)}},
+        "hardware": {"device": "cpu", "cpu": "some cpu", "torch": "2.x", "threads": 2},
+        "config": config,
         "created": created,
     }
 
 
-def write(results: Path, record: dict) -> None:
-    folder = results / record["suite"] / "records"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{record['tokenizer']}-{record['config_hash']}.json").write_text(json.dumps(record))
+def builtin_record(tokenizer: str, psnr: float, *overrides: str, seed: int = 0, created: str = "2026-01-01T00:00:00+00:00") -> dict:
+    """A record of the built-in suite whose config is what ``bench.run`` composes with ``overrides``."""
+    config = OmegaConf.to_container(compose([f"tokenizer={tokenizer}", f"seed={seed}", *overrides]), resolve=True)
+    return make_record(tokenizer, psnr, created=created, config=config)
+
+
+def write(folder: Path, record: dict, samples: np.ndarray | None = None) -> None:
+    base = folder / record["suite"]
+    (base / "records").mkdir(parents=True, exist_ok=True)
+    stem = f"{record['tokenizer']}-{record['config_hash']}"
+    (base / "records" / f"{stem}.json").write_text(json.dumps(record))
+    if samples is not None:
+        (base / "samples").mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, indices=np.arange(len(samples)), originals=samples, reconstructions=samples)
+        (base / "samples" / f"{stem}.npz").write_bytes(buffer.getvalue())
+
+
+def table_line(page: str, tokenizer: str) -> list[str]:
+    return [line for line in page.splitlines() if line.startswith(f"| {tokenizer} ")]
 
 
 def test_same_records_same_bytes_and_new_record_changes_only_its_row(tmp_path):
@@ -59,14 +88,58 @@ def test_same_records_same_bytes_and_new_record_changes_only_its_row(tmp_path):
     assert "| [toy](toy.md) | a toy suite | 2 | 1 |" in (out / "README.md").read_text()
 
 
-def test_newest_record_per_tokenizer_wins(tmp_path):
+def test_a_rerun_replaces_its_earlier_record(tmp_path):
     results = tmp_path / "results"
     write(results, make_record("tok_a", 20.0, created="2026-01-01T00:00:00+00:00"))
-    newer = make_record("tok_a", 21.0, created="2026-02-01T00:00:00+00:00")
-    newer["config_hash"] = "ffffffffffff"
-    write(results, newer)
+    rerun = make_record("tok_a", 21.0, created="2026-02-01T00:00:00+00:00")
+    (results / "toy" / "records" / f"tok_a-{rerun['config_hash']}.json").write_text(json.dumps(rerun))
     page = leaderboard.write_leaderboard("toy", results, tmp_path / "lb").read_text()
     assert "21.00" in page and "20.00" not in page
+
+
+def test_seeds_are_one_row_with_mean_and_sample_std(tmp_path):
+    results = tmp_path / "results"
+    psnrs = [24.0, 25.0, 27.0]
+    for seed, psnr in enumerate(psnrs):
+        write(results, builtin_record("vqvae_tiny_vq_d4", psnr, seed=seed))
+    page = leaderboard.write_leaderboard("builtin", results, tmp_path / "lb").read_text()
+    (line,) = table_line(page, "vqvae_tiny_vq_d4")
+    assert f"{statistics.fmean(psnrs):.2f} ± {statistics.stdev(psnrs):.2f}" in line  # 25.33 ± 1.53
+    assert "| 0,1,2 " in line and "local · 600 steps" in line and "protocol differs" not in line
+    assert "mean ± sample standard deviation over the seeds" in page
+    assert "fixed to 2 CPU threads" in page and "bit-exact" in page
+
+
+def test_a_deviating_run_never_replaces_the_protocol_row(tmp_path):
+    """The newcomer's path: the suite's row, then a shortened rerun of the same tokenizer."""
+    results, out = tmp_path / "results", tmp_path / "lb"
+    write(results, builtin_record("vqvae_tiny_fsq_8555", 25.98))
+    write(results, builtin_record("vqvae_tiny_fsq_8555", 16.74, "suite.train.steps=30", created="2026-06-01T00:00:00+00:00"))
+    write(results, builtin_record("vqvae_tiny_vq_d4", 24.0, seed=7))  # a seed the suite does not list
+
+    page = leaderboard.write_leaderboard("builtin", results, out).read_text()
+    (line,) = table_line(page, "vqvae_tiny_fsq_8555")
+    assert "25.98" in line and "16.74" not in page.split("Not shown")[0]
+    assert "Not shown: 2 runs whose protocol differs" in page and "--include-deviating" in page
+    assert "- vqvae_tiny_fsq_8555 (seeds 0): train.steps 30 vs 600" in page
+    assert "- vqvae_tiny_vq_d4 (seeds 7): seed 7 not among the suite's seeds 0,1,2" in page
+    assert not table_line(page, "vqvae_tiny_vq_d4")
+
+    page = leaderboard.write_leaderboard("builtin", results, out, include_deviating=True).read_text()
+    first, second = table_line(page, "vqvae_tiny_fsq_8555")
+    assert "25.98" in first and "protocol differs" not in first
+    assert "16.74" in second and "**protocol differs: train.steps 30 vs 600**" in second
+
+
+def test_an_unknown_tokenizer_and_changed_kwargs_are_deviations(tmp_path):
+    results = tmp_path / "results"
+    write(results, builtin_record("vqvae_tiny_vq_d4", 24.0, "tokenizer.kwargs.codebook_dim=8"))
+    renamed = builtin_record("vqvae_tiny_vq_d4", 23.0, "tokenizer.id=my_own")
+    renamed["tokenizer"] = "my_own"
+    write(results, renamed)
+    page = leaderboard.write_leaderboard("builtin", results, tmp_path / "lb").read_text()
+    assert "tokenizer.kwargs.codebook_dim 8 vs 4" in page
+    assert "tokenizer my_own has no config in bench/conf/tokenizer" in page
 
 
 def test_reference_rows_have_delta_verdict_source_and_protocol_flags(tmp_path):
@@ -80,12 +153,12 @@ def test_reference_rows_have_delta_verdict_source_and_protocol_flags(tmp_path):
     fid_row = next(line for line in page.splitlines() if line.startswith("| Paper VQ") and "rFID" in line)
     assert "not measured" in fid_row
 
-    write(results, make_record("tok_a", 28.0, created="2026-03-01T00:00:00+00:00") | {"config_hash": "eeeeeeeeeeee"})
+    write(results, make_record("tok_a", 28.0, created="2026-03-01T00:00:00+00:00", seed=1))
     page = leaderboard.write_leaderboard("toy", results, tmp_path / "lb").read_text()
-    assert "differs (tol 0.3)" in page
+    assert "28.90 ± 1.27 (tok_a)" in page and "differs (tol 0.3)" in page  # the mean over seeds is compared
 
 
-def test_check_detects_stale_pages(tmp_path):
+def test_check_detects_stale_pages_and_dirty_records(tmp_path):
     results, out = tmp_path / "results", tmp_path / "lb"
     write(results, make_record("tok_a", 29.8))
     leaderboard.write_all(results, out)  # the configured suites' reference-only pages too
@@ -93,9 +166,12 @@ def test_check_detects_stale_pages(tmp_path):
     imagenet = (out / "imagenet256.md").read_text()
     assert "No run records yet" in imagenet and "not measured" in imagenet and "split=val" in imagenet
     write(results, make_record("tok_b", 25.0))
-    assert str(out / "toy.md") in leaderboard.check(results, out)
-    (out / "toy.md").unlink()
-    assert str(out / "toy.md") in leaderboard.check(results, out)
+    assert any(str(out / "toy.md") in problem for problem in leaderboard.check(results, out))
+    leaderboard.write_all(results, out)
+    write(out / "records", make_record("tok_b", 25.0) | {"git_sha": CLEAN_SHA + "-dirty"})
+    leaderboard.write_all(results, out)
+    (problem,) = leaderboard.check(results, out)
+    assert problem.startswith("not from a clean commit") and "-dirty" in problem
 
 
 def test_local_records_replace_published_rows_and_publish_copies_them(tmp_path):
@@ -103,12 +179,42 @@ def test_local_records_replace_published_rows_and_publish_copies_them(tmp_path):
     write(out / "records", make_record("tok_a", 29.8))  # published
     leaderboard.write_all(results, out)
     page = (out / "toy.md").read_text()
-    assert "29.80" in page and leaderboard.check(results, out) == []
+    assert "29.80" in page and "published · 600 steps" in page and leaderboard.check(results, out) == []
 
-    local = make_record("tok_a", 28.5, created="2026-05-01T00:00:00+00:00") | {"config_hash": "aaaaaaaaaaaa"}
+    local = make_record("tok_a", 28.5, created="2026-05-01T00:00:00+00:00")  # a rerun of the same config
     write(results, local)
     page = leaderboard.write_leaderboard("toy", results, out).read_text()
-    assert "28.50" in page and "29.80 (tok_a)" not in page  # the newest record wins
+    assert "28.50" in page and "29.80 (tok_a)" not in page and "local · 600 steps" in page
 
-    assert leaderboard.publish(results, out) == [out / "records" / "toy" / "records" / "tok_a-aaaaaaaaaaaa.json"]
+    target = out / "records" / "toy" / "records" / f"tok_a-{local['config_hash']}.json"
+    assert leaderboard.publish(results, out) == [target]
+    assert json.loads(target.read_text())["metrics"]["psnr"] == 28.5
     assert leaderboard.publish(results, out) == []  # already there
+
+    write(results, make_record("tok_c", 20.0) | {"git_sha": CLEAN_SHA + "-dirty"})
+    with pytest.raises(BenchError, match="uncommitted code: tok_c"):
+        leaderboard.publish(results, out)
+
+
+def test_figures_come_from_the_records_the_table_shows(tmp_path, monkeypatch):
+    """A published record and a newer local rerun of the same config each have samples: the grid
+    takes the local one's, as the table does; a hidden deviating run is not drawn."""
+    results, out = tmp_path / "results", tmp_path / "lb"
+    black, white, grey = (np.full((2, 32, 32, 3), v, dtype=np.uint8) for v in (0, 255, 128))
+    write(out / "records", builtin_record("vqvae_tiny_vq_d4", 24.0), black)
+    write(results, builtin_record("vqvae_tiny_vq_d4", 25.0, created="2026-02-01T00:00:00+00:00"), white)
+    write(results, builtin_record("vqvae_tiny_vq_d64", 20.0, "suite.train.steps=30"), grey)
+    drawn = {}
+    monkeypatch.setattr(leaderboard.plots, "reconstruction_grid", lambda originals, rows, path: drawn.update(rows))
+    monkeypatch.setattr(leaderboard.plots, "rate_distortion", lambda points, label, path: drawn.update(points=points))
+    leaderboard.write_leaderboard("builtin", results, out)
+    assert set(drawn) == {"vqvae_tiny_vq_d4", "points"}
+    assert (drawn["vqvae_tiny_vq_d4"] == 255).all()
+    assert [p["label"] for p in drawn["points"]] == ["vqvae_tiny_vq_d4"] and drawn["points"][0]["metrics"]["psnr"] == (25.0, None)
+
+
+def test_leaderboard_leaves_no_lock_among_the_pages(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "lb"
+    write(results, make_record("tok_a", 29.8))
+    leaderboard.write_all(results, out)
+    assert not [p for p in out.rglob(".*")]
