@@ -21,7 +21,6 @@ from tabulate import tabulate
 
 from .config import compose
 from .files import atomic_write_bytes
-from .records import git_sha
 from .run import run_one
 
 BASELINES = Path(__file__).parent / "baselines"
@@ -31,13 +30,16 @@ SPREAD_MULTIPLE = 4.0
 NOISE_FLOOR = {"psnr": 0.02, "ssim": 0.001, "usage": 0.004, "perplexity": 0.5}
 
 
-def measure(suite: str, overrides: list[str], seed: int, output_dir: Path) -> dict[str, dict[str, float]]:
-    """``{tokenizer: {metric: value}}`` for every tokenizer the suite lists, run at ``seed``."""
+def measure(suite: str, overrides: list[str], seed: int, output_dir: Path, commits: set[str] | None = None) -> dict[str, dict[str, float]]:
+    """``{tokenizer: {metric: value}}`` for every tokenizer the suite lists, run at ``seed`` (records
+    already in ``output_dir`` are reused); the records' git shas are added to ``commits``."""
     common = [f"suite={suite}", f"seed={seed}", f"output_dir={output_dir}", f"leaderboard_dir={output_dir / 'lb'}", *overrides]
     results = {}
     for tokenizer in compose(common).suite.tokenizers:
         record = json.loads(run_one(compose([*common, f"tokenizer={tokenizer}"])).read_text())
         results[tokenizer] = {m: record["metrics"][m] for m in CHECKED_METRICS if m in record["metrics"]}
+        if commits is not None:
+            commits.add(record["git_sha"])
     return results
 
 
@@ -95,8 +97,9 @@ def main(argv: list[str] | None = None) -> None:
             current = json.loads(path.read_text())
             if args.update:
                 seeds = [int(s) for s in args.seeds.split(",")]
-                per_seed = [measure(suite, current["overrides"], seed, output_dir) for seed in seeds]
-                updated = {**current, "seed": seeds[0], "git_sha": git_sha(), "tokenizers": derive(per_seed)}
+                commits: set[str] = set()
+                per_seed = [measure(suite, current["overrides"], seed, output_dir, commits) for seed in seeds]
+                updated = {**current, "seed": seeds[0], "git_sha": ",".join(sorted(commits)), "tokenizers": derive(per_seed)}
                 rows, _ = compare(current, per_seed[0]) if current.get("tokenizers") else ([], True)
                 print(f"{suite}: baselines re-measured at seeds {seeds}; against the previous ones:")
                 print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f") if rows else "(no previous baselines)")

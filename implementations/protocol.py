@@ -156,3 +156,29 @@ class Tokenizer(nn.Module):
     def forward(self, x: Tensor) -> TokenizerOutput:
         q = self.quantize(x)
         return TokenizerOutput(self.decode_embeddings(q.quantized), q.codes, q.loss, q.metrics)
+
+
+@dataclass
+class DiscriminatorOutput:
+    """What every discriminator's ``forward`` returns (GAN training of tokenizers, `implementations.losses`).
+
+    logits: one tensor per sub-discriminator (scale, STFT resolution, ...), each ``(B, ...)``: a
+        real/fake score per patch, frame or position.
+    features: per sub-discriminator, its intermediate activations in order (for feature matching).
+    """
+
+    logits: list[Tensor]
+    features: list[list[Tensor]] = field(default_factory=list)
+
+
+class Discriminator(nn.Module):
+    """Base class of every discriminator in ``implementations.modules.discriminators``: it takes the
+    inputs of its ``modality`` (images ``(B, C, H, W)``, video ``(B, C, T, H, W)``, audio
+    ``(B, C, samples)``, in [-1, 1]) and returns a `DiscriminatorOutput`."""
+
+    modality: ClassVar[str] = "image"
+    paper: ClassVar[str] = ""
+
+    def forward(self, x: Tensor) -> DiscriminatorOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .protocol import Quantizer, Tokenizer
+from .protocol import Discriminator, Quantizer, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class TokenizerEntry:
 
 _TOKENIZERS: dict[str, TokenizerEntry] = {}
 _QUANTIZERS: dict[str, type[Quantizer]] = {}
+_DISCRIMINATORS: dict[str, type[Discriminator]] = {}
 
 
 def register_tokenizer(*, input_shape: tuple[int, ...], pretrained: tuple[PretrainedWeights, ...] = ()):
@@ -55,6 +56,18 @@ def register_quantizer(name: str):
         if name in _QUANTIZERS:
             raise ValueError(f"quantizer {name!r} is registered twice")
         _QUANTIZERS[name] = cls
+        return cls
+
+    return decorator
+
+
+def register_discriminator(name: str):
+    """Register a discriminator class under a short name (``patchgan``, ``stylegan``, ``ms_stft``, ...)."""
+
+    def decorator(cls: type[Discriminator]) -> type[Discriminator]:
+        if name in _DISCRIMINATORS:
+            raise ValueError(f"discriminator {name!r} is registered twice")
+        _DISCRIMINATORS[name] = cls
         return cls
 
     return decorator
@@ -91,6 +104,21 @@ def list_quantizers() -> list[str]:
     return sorted(_QUANTIZERS)
 
 
+def discriminator_class(name: str) -> type[Discriminator]:
+    return _lookup(_DISCRIMINATORS, "discriminator", name)
+
+
+def create_discriminator(name: str, **kwargs) -> Discriminator:
+    """Build the registered discriminator ``name`` (e.g. ``create_discriminator("patchgan", in_channels=3)``)."""
+    return discriminator_class(name)(**kwargs)
+
+
+def list_discriminators() -> list[str]:
+    _ensure_imported()
+    return sorted(_DISCRIMINATORS)
+
+
 def _ensure_imported() -> None:
     # Importing the model packages runs their @register_* decorators.
     from . import audio, image, quantizers, video  # noqa: F401
+    from .modules import discriminators  # noqa: F401

@@ -1,0 +1,4 @@
+"""Discriminators for the GAN terms of tokenizer training, one file per family; each registers
+itself (`implementations.registry.register_discriminator`) and returns a `DiscriminatorOutput`."""
+
+from . import patchgan  # noqa: F401
