@@ -34,14 +34,97 @@ class DatasetConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 0  # 0: no training; the tokenizer must name a checkpoint
-    batch_size: int = 32
-    lr: float = 4e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    reconstruction_loss: str = "mse"  # mse | l1
-    weights_ema_decay: Optional[float] = None  # evaluate an EMA of the weights (e.g. 0.999)
+    """The suite's training budget: it names no losses or optimizers (the tokenizer's recipe does)."""
+
+    steps: Optional[int] = None  # None: the recipe's; 0: no training, the tokenizer must name a checkpoint
+    batch_size: Optional[int] = None  # None: the recipe's (global batch, split over DDP ranks)
     checkpoint_every: int = 200
+    log_every: int = 10  # steps between rows of the training log (CSV beside the checkpoint)
     num_workers: int = 0
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | adamw
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "constant"  # constant | cosine (after a linear warm-up)
+    warmup_steps: int = 0
+    final_lr_ratio: float = 0.0  # cosine: the last step's lr / lr
+
+
+@dataclass
+class PerceptualConfig:
+    weight: float = 0.0  # 0: off; LPIPS with the VGG16 backbone
+    backbone_weights: Optional[str] = None  # vgg16-397923af.pth (default: found in the caches)
+    linear_weights: Optional[str] = None  # LPIPS v0.1 vgg.pth (default: found in the caches)
+
+
+@dataclass
+class SpectralConfig:
+    """Audio reconstruction losses (weights; 0: off)."""
+
+    mel_weight: float = 0.0  # multi-scale mel, L1 + L2 (EnCodec)
+    stft_weight: float = 0.0  # multi-resolution STFT (Parallel WaveGAN)
+
+
+@dataclass
+class AdversarialConfig:
+    weight: float = 0.0  # 0: no discriminator
+    discriminator: str = "patchgan"  # a registered discriminator (implementations.list_discriminators())
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss: str = "hinge"  # the discriminator's: hinge | non_saturating | least_squares
+    generator_loss: Optional[str] = None  # None: the same as loss; or hinge_margin (EnCodec)
+    start_step: int = 0  # no GAN terms before this step
+    adaptive_weight: bool = False  # taming's ratio of last-layer gradient norms, times weight
+    adaptive_weight_max: float = 1.0e4
+    lecam_weight: float = 0.0
+    lecam_ema_decay: float = 0.999
+    r1_weight: float = 0.0  # gamma of the R1 penalty
+    feature_matching_weight: float = 0.0
+    feature_matching_relative: bool = False  # EnCodec: each term / mean |real features|
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+@dataclass
+class BalancerConfig:
+    """EnCodec's loss balancer: the listed terms' gradients at the output are rescaled to these weights."""
+
+    enabled: bool = False
+    total_norm: float = 1.0
+    ema_decay: float = 0.999
+    weights: dict[str, float] = field(default_factory=dict)  # term -> weight (l1, l2, mel, stft, adversarial, feature_matching)
+
+
+@dataclass
+class RecipeConfig:
+    """How a paper trains its tokenizer: losses and their weights, discriminator, optimizers, schedule,
+    precision and budget. One file per paper in ``bench/conf/recipe/``, each value with its source."""
+
+    name: str = ""  # empty: no recipe (the tokenizer only evaluates released weights)
+    source: str = ""
+    steps: int = 0  # the paper's budget (a suite may set its own)
+    batch_size: int = 32
+    l1_weight: float = 0.0
+    l2_weight: float = 0.0
+    quantizer_weight: float = 1.0  # times the quantizer's own loss (taming's codebook_weight)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
+    spectral: SpectralConfig = field(default_factory=SpectralConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    balancer: BalancerConfig = field(default_factory=BalancerConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    grad_clip: Optional[float] = None  # max global gradient norm (generator and discriminator)
+    grad_accumulation: int = 1  # micro-batches per step (the batch is split)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
+    weights_ema_decay: Optional[float] = None  # evaluate an EMA of the weights (e.g. 0.999)
+    compile: bool = False  # torch.compile the tokenizer's training forward
 
 
 @dataclass
@@ -85,6 +168,7 @@ class TokenizerConfig:
     arch: str = MISSING  # a registered factory, see `python -m bench.tokenizers`
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: Optional[str] = None  # a weights file to evaluate instead of training
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)  # how it trains (bench/conf/recipe/)
 
 
 @dataclass
@@ -106,6 +190,7 @@ def register_configs() -> None:
     store.store(name="run_schema", node=RunConfig)
     store.store(group="suite", name="suite_schema", node=SuiteConfig)
     store.store(group="tokenizer", name="tokenizer_schema", node=TokenizerConfig)
+    store.store(group="recipe", name="recipe_schema", node=RecipeConfig)
 
 
 def compose(overrides: list[str]) -> DictConfig:
@@ -138,8 +223,27 @@ def unknown_keys(node, prefix: str = "") -> list[str]:
 
 
 _CHOICES = {
-    "train.reconstruction_loss": ("mse", "l1"),
+    "optimizer.name": ("adam", "adamw"),
+    "adversarial.optimizer.name": ("adam", "adamw"),
+    "schedule.kind": ("constant", "cosine"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "adversarial.loss": ("hinge", "non_saturating", "least_squares"),
+    "adversarial.generator_loss": (None, "hinge", "non_saturating", "least_squares", "hinge_margin"),
 }
+BALANCED_TERMS = ("l1", "l2", "perceptual", "mel", "stft", "adversarial", "feature_matching")
+
+
+def validate_recipe(recipe, where: str = "tokenizer.recipe") -> None:
+    """The recipe's choices and numbers; raises `BenchError` with one line."""
+    for key, choices in _CHOICES.items():
+        value = OmegaConf.select(recipe, key)
+        if value not in choices:
+            raise BenchError(f"{where}.{key}={value!r}: choose one of {', '.join(map(str, choices))}")
+    if recipe.grad_accumulation < 1 or recipe.batch_size < 1:
+        raise BenchError(f"{where}: grad_accumulation and batch_size must be >= 1")
+    unknown = set(recipe.balancer.weights) - set(BALANCED_TERMS)
+    if unknown:
+        raise BenchError(f"{where}.balancer.weights: unknown terms {sorted(unknown)}; choose from {', '.join(BALANCED_TERMS)}")
 
 
 def validate(cfg) -> None:
@@ -147,11 +251,8 @@ def validate(cfg) -> None:
     unknown = unknown_keys(cfg)
     if unknown:
         raise BenchError(f"unknown config key{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
-    if cfg.suite.train.reconstruction_loss not in _CHOICES["train.reconstruction_loss"]:
-        raise BenchError(f"suite.train.reconstruction_loss={cfg.suite.train.reconstruction_loss!r}: choose mse or l1")
-    for key in ("batch_size",):
-        if cfg.suite.train[key] <= 0 or cfg.suite.eval[key] <= 0:
-            raise BenchError(f"suite.train.{key} and suite.eval.{key} must be positive")
+    if (cfg.suite.train.batch_size is not None and cfg.suite.train.batch_size <= 0) or cfg.suite.eval.batch_size <= 0:
+        raise BenchError("suite.train.batch_size and suite.eval.batch_size must be positive")
     if cfg.eval_shards < 1 or (cfg.eval_shard is not None and not 0 <= cfg.eval_shard < cfg.eval_shards):
         raise BenchError(f"eval_shard={cfg.eval_shard} eval_shards={cfg.eval_shards}: need eval_shards >= 1 and 0 <= eval_shard < eval_shards")
     if cfg.redo and cfg.reevaluate:
@@ -162,5 +263,7 @@ def validate(cfg) -> None:
         raise BenchError(f"suite.threads={cfg.suite.threads}: must be >= 1 (or null for torch's default)")
     if not cfg.suite.seeds:
         raise BenchError("suite.seeds is empty: list at least one seed")
-    if cfg.suite.train.steps < 0:
+    if cfg.suite.train.steps is not None and cfg.suite.train.steps < 0:
         raise BenchError(f"suite.train.steps={cfg.suite.train.steps}: must be >= 0")
+    if cfg.tokenizer is not None:
+        validate_recipe(cfg.tokenizer.recipe)

@@ -34,7 +34,7 @@ from .metrics import build_metrics
 from .preemption import StopSignals
 from .records import config_hash, make_record, record_path, write_record
 from .samples import save_samples
-from .train import train
+from .train import Budget, train
 
 log = logging.getLogger("bench.run")
 register_configs()
@@ -77,8 +77,11 @@ def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSigna
     if tok.checkpoint:
         checkpoints.load_weights(model, tok.checkpoint)
         return model, Path(tok.checkpoint), {"steps": 0, "source": "checkpoint"}
-    if suite.train.steps == 0:
-        raise BenchError(f"tokenizer {tok.id} has no checkpoint and suite.train.steps=0: set one of them")
+    budget = Budget.of(tok.recipe, suite.train)
+    if budget.steps == 0:
+        raise BenchError(f"tokenizer {tok.id} has no checkpoint and nothing to train (suite.train.steps=0 or a recipe without steps): set one")
+    if not tok.recipe.name:
+        raise BenchError(f"tokenizer {tok.id} has no checkpoint and names no recipe to train by (tokenizer.recipe, bench/conf/recipe/)")
     folder = Path(cfg.output_dir) / suite.name / "checkpoints"
     weights_path, state_path = folder / f"{tok.id}-{hash_}.pt", folder / f"{tok.id}-{hash_}.train.pt"
     if weights_path.exists():
@@ -92,9 +95,10 @@ def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSigna
             "same overrides and no eval_shard, or set tokenizer.checkpoint"
         )
     dataset = build_dataset(suite.dataset, suite.dataset.train_split)
-    result = train(model, dataset, suite.train, seed=cfg.seed, device=device, state_path=state_path, stop=stop)
+    result = train(model, dataset, tok.recipe, budget, seed=cfg.seed, device=device, state_path=state_path, stop=stop)
     # The weights file holds only what a resumed run reproduces exactly, so its sha256 is the same.
-    summary = {"steps": result.steps, "final_reconstruction_loss": result.final_loss, "source": "trained"}
+    summary = {"steps": result.steps, "batch_size": budget.batch_size, "recipe": tok.recipe.name, "precision": tok.recipe.precision,
+               "final_reconstruction_loss": result.final_loss, "source": "trained"}  # fmt: skip
     if distributed.is_writer():
         checkpoints.save({"model": result.model.state_dict(), "train": summary}, weights_path)
     return result.model, weights_path, {**summary, "wall_time_s": result.wall_time_s}

@@ -143,6 +143,11 @@ class Tokenizer(nn.Module):
         """Decode channel-last quantized latents ``(B, *grid, dim)`` to the input space."""
         raise NotImplementedError
 
+    def last_layer_weight(self) -> Tensor:  # pragma: no cover - abstract
+        """The weight of the decoder's output layer (taming's adaptive GAN weight compares the
+        gradient norms of the reconstruction and GAN losses there)."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
         """``x`` -> codes ``(B, *token_grid, num_codebooks)``."""

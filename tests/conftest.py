@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
 from bench.config import compose
 
@@ -19,3 +22,34 @@ def compose_run(tmp_path):
 
 # The smallest real run of the built-in suite: a few steps on a few crops.
 TINY = ("seed=0", "suite.train.steps=4", "suite.train.batch_size=8", "suite.dataset.max_items=16", "suite.eval.batch_size=8", "suite.train.checkpoint_every=2")
+
+
+@pytest.fixture(scope="session")
+def lpips_weights(tmp_path_factory) -> tuple[Path, Path]:
+    """LPIPS-VGG weight files for training tests: a random VGG16 backbone (the ImageNet file cannot be
+    downloaded here; only ``features.*`` is kept, 59 MB) and LPIPS v0.1's linear layers, which the
+    ``lpips`` package ships."""
+    lpips = pytest.importorskip("lpips")
+    from implementations.losses.perceptual import LPIPS
+
+    folder = tmp_path_factory.mktemp("lpips")
+    torch.manual_seed(0)
+    backbone = {key: value for key, value in LPIPS().state_dict().items() if key.startswith("features.")}
+    torch.save(backbone, folder / "vgg16-features-random.pth")
+    return folder / "vgg16-features-random.pth", Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
+
+
+@pytest.fixture
+def gan_overrides(lpips_weights) -> tuple[str, ...]:
+    """A taming-style recipe shrunk for the built-in suite's tiny model: L1 + LPIPS, PatchGAN (8
+    channels, 2 layers) with hinge loss and the adaptive weight from step 2, LeCAM and R1."""
+    backbone, linear = lpips_weights
+    prefix = "tokenizer.recipe"
+    return (
+        f"{prefix}.l1_weight=1.0", f"{prefix}.l2_weight=0.0", f"{prefix}.perceptual.weight=1.0",
+        f"{prefix}.perceptual.backbone_weights={backbone}", f"{prefix}.perceptual.linear_weights={linear}",
+        f"{prefix}.adversarial.weight=0.75", f"{prefix}.adversarial.adaptive_weight=true", f"{prefix}.adversarial.start_step=2",
+        f"+{prefix}.adversarial.discriminator_kwargs.base_channels=8", f"+{prefix}.adversarial.discriminator_kwargs.n_layers=2",
+        f"{prefix}.adversarial.lecam_weight=0.001", f"{prefix}.adversarial.r1_weight=0.1",
+        f"{prefix}.adversarial.optimizer.betas=[0.5,0.9]", f"{prefix}.optimizer.betas=[0.5,0.9]",
+    )  # fmt: skip

@@ -1,4 +1,4 @@
-"""``python -m bench.perf quantizers [--quick] [--json] [--threads N]``."""
+"""``python -m bench.perf quantizers|train [--quick] [--json] ...``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
     sub = parser.add_subparsers(dest="suite", required=True)
-    from . import quantizers
+    from . import quantizers, train
 
-    quantizers.add_arguments(sub.add_parser("quantizers", help=quantizers.__doc__.splitlines()[0]))
+    suites = {"quantizers": quantizers, "train": train}
+    for name, module in suites.items():
+        module.add_arguments(sub.add_parser(name, help=module.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    if args.suite == "quantizers":
-        return quantizers.main(args)
-    return 2
+    return suites[args.suite].main(args)
 
 
 if __name__ == "__main__":

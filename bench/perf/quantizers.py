@@ -33,18 +33,17 @@ Add a quantizer with one ``Case(...)`` line in ``cases()``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
-import math
-import os
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from .measure import available_gb, matmul_gflops, peak_memory_mb, pin_malloc, timed_ms
 
 BATCH, HEIGHT, WIDTH = 8, 16, 16
 TOKENS = BATCH * HEIGHT * WIDTH
@@ -164,7 +163,7 @@ def cases() -> list[Case]:
         )
 
     def lfq(bits, group_bits, label, peer_in_quick=True, peer_needs_gb=0.0, peer_repeats=None):
-        ours = lambda: LookupFreeQuantizer(  # noqa: E731
+        ours = lambda: LookupFreeQuantizer(
             bits, 2**bits, entropy_weight=0.1, diversity_gamma=1.0, commitment_weight=0.25,
             inv_temperature=100.0, entropy_group_bits=group_bits,
         )
@@ -217,67 +216,6 @@ def cases() -> list[Case]:
 # ----------------------------------------------------------------------------- measurement
 
 
-def _libc():
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-def _pin_malloc() -> None:
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD = 64 KiB (and no dynamic growth)
-        libc.mallopt(-1, 1 << 17)  # M_TRIM_THRESHOLD = 128 KiB
-        libc.malloc_trim(0)  # hand back what the heap holds free now
-
-
-def _proc_status_kb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return float(line.split()[1])
-    return float("nan")
-
-
-def peak_memory_mb(step: Callable[[], None]) -> float:
-    """Peak resident-memory increase (MiB) of one call of ``step`` (Linux; see the module docstring)."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak-RSS mark
-    except OSError:
-        return float("nan")
-    before = _proc_status_kb("VmRSS:")
-    step()
-    return (_proc_status_kb("VmHWM:") - before) / 1024
-
-
-def available_gb() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return 0.0
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        times.append(time.perf_counter() - start)
-    return 2.0 * size**3 / statistics.median(times) / 1e9
-
-
 def make_step(module: nn.Module, step_fn: Callable, z: Tensor, g: Tensor) -> Callable[[], None]:
     def step() -> None:
         z.grad = None
@@ -287,12 +225,6 @@ def make_step(module: nn.Module, step_fn: Callable, z: Tensor, g: Tensor) -> Cal
         ((quantized.reshape(g.shape) * g).sum() + loss).backward()
 
     return step
-
-
-def _timed(step: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    step()
-    return (time.perf_counter() - start) * 1e3
 
 
 def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
@@ -315,7 +247,7 @@ def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
     # warm-up (first calls allocate, initialise, pick kernels)
     for _ in range(2):
         ours_step()
-    first = _timed(ours_step)
+    first = timed_ms(ours_step)
     peer_repeats = case.peer_repeats or 10**9
     if peer_step is not None and case.peer_repeats is None:
         peer_step()
@@ -326,9 +258,9 @@ def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     user0, sys0 = usage.ru_utime, usage.ru_stime
     for r in range(repeats):
-        ours_times.append(_timed(ours_step))
+        ours_times.append(timed_ms(ours_step))
         if peer_step is not None and r < min(5, peer_repeats):
-            peer_times.append(_timed(peer_step))
+            peer_times.append(timed_ms(peer_step))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     ours_sys, total_cpu = usage.ru_stime - sys0, usage.ru_utime - user0 + usage.ru_stime - sys0
 
@@ -406,7 +338,7 @@ def main(args: argparse.Namespace) -> int:
             row["pct_peak"] = round(100 * flops / (row["ours_ms"] / 1e3) / (peak * 1e9), 1)
     # memory last: pinning glibc's mmap threshold makes every large allocation fault its pages in,
     # which would slow the timed steps (of both sides) if done before them
-    _pin_malloc()
+    pin_malloc()
     for case, row in zip(selected, rows):
         row["peak_mem_mb"] = round(measure_memory(case), 1)
     meta = {

@@ -41,3 +41,8 @@ class ImageAutoencoderTokenizer(Tokenizer):
 
     def decode_embeddings(self, quantized: Tensor) -> Tensor:
         return self.decoder(quantized.permute(0, 3, 1, 2))
+
+    def last_layer_weight(self) -> Tensor:
+        """The weight of the decoder's last convolution (taming: ``decoder.conv_out.weight``)."""
+        convolutions = [m for m in self.decoder.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        return convolutions[-1].weight

@@ -88,21 +88,24 @@ class LPIPS(nn.Module):
         self.load_state_dict(own, strict=True)  # strict: raises on any shape mismatch
 
     def load_released(self, backbone_path: str | None = None, linear_path: str | None = None) -> None:
-        """Find the two released files (explicit paths first; `implementations.checkpoints.find_weights`)
-        and load them."""
-        backbone = torch.load(find_weights(VGG16_BACKBONE, backbone_path), map_location="cpu", weights_only=True)
-        linear = torch.load(find_weights(LPIPS_VGG_LINEAR, linear_path), map_location="cpu", weights_only=True)
+        """Find the two released files (`implementations.checkpoints.find_weights`) and load them. A
+        file found in a cache is checked against its published sha256; an explicit path is taken as
+        given (the caller vouches for it)."""
+        backbone = torch.load(find_weights(VGG16_BACKBONE, backbone_path, verify=backbone_path is None), map_location="cpu", weights_only=True)
+        linear = torch.load(find_weights(LPIPS_VGG_LINEAR, linear_path, verify=linear_path is None), map_location="cpu", weights_only=True)
         self.load_state_dicts(backbone, linear)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        both = (torch.cat([x, y]) - self.shift) / self.scale
         distance = x.new_zeros(x.shape[0])
-        taps = iter(zip(_TAPS, self.linear))
-        tap, linear = next(taps)
-        for index, layer in enumerate(self.features):
-            both = layer(both)
-            if index == tap:
-                fx, fy = (f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for f in both.chunk(2))
-                distance = distance + linear((fx - fy) ** 2).mean(dim=(1, 2, 3))
-                tap, linear = next(taps, (None, None))
+        for linear, fx, fy in zip(self.linear, self._taps(x), self._taps(y)):
+            distance = distance + linear((fx - fy) ** 2).mean(dim=(1, 2, 3))
         return distance
+
+    def _taps(self, x: Tensor):
+        """The unit-normalised features at relu1_2 .. relu5_3, one at a time (each input on its own:
+        a target without gradient keeps no activations for the backward pass)."""
+        x = (x - self.shift) / self.scale
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in _TAPS:
+                yield x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)

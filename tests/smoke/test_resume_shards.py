@@ -23,7 +23,7 @@ from bench.run import run_one
 from tests.conftest import TINY
 
 TOKENIZER = "tokenizer=vqvae_tiny_ema_d64"
-RUN = (TOKENIZER, *TINY, "suite.train.steps=6", "suite.train.checkpoint_every=100", "suite.train.weights_ema_decay=0.9")
+RUN = (TOKENIZER, *TINY, "suite.train.steps=6", "suite.train.checkpoint_every=100", "tokenizer.recipe.weights_ema_decay=0.9")
 
 
 class SignalAt(Dataset):
@@ -78,11 +78,26 @@ def test_stopped_run_resumes_to_the_same_record(compose_run, tmp_path, monkeypat
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)  # never requeue the job pytest may run in
     shutil.rmtree(tmp_path / "results")
     cfg = compose_run(*RUN)
+    stop_and_resume(cfg, monkeypatch, split, at, signum)
+    assert measured(run_one(cfg)) == uninterrupted
+
+
+def test_a_gan_recipe_stopped_mid_training_resumes_to_the_same_weights(compose_run, tmp_path, monkeypatch, gan_overrides):
+    """Generator, discriminator (with BatchNorm statistics), both optimizers and schedules, LeCAM
+    anchors, EMA and RNG all come back: the resumed run ends with the uninterrupted run's weights."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    cfg = compose_run(*RUN, *gan_overrides)
+    plain = measured(run_one(cfg))
+    shutil.rmtree(tmp_path / "results")
+    stop_and_resume(cfg, monkeypatch, "train", 20, signal.SIGTERM)  # at step 3, after the GAN started at step 2
+    assert measured(run_one(cfg)) == plain
+
+
+def stop_and_resume(cfg, monkeypatch, split, at, signum) -> None:
     signalled_once(monkeypatch, split, at, signum)
     with pytest.raises(Preempted, match=f"stopped by {signal.Signals(signum).name} at {'train step 3/6' if split == 'train' else 'eval batch 1/2'}"):
         run_one(cfg)
     assert signal.getsignal(signum) is signal.SIG_DFL, "the handlers are restored"
-    assert measured(run_one(cfg)) == uninterrupted
 
 
 def test_shards_merge_to_the_unsharded_record(compose_run, tmp_path, uninterrupted):

@@ -113,7 +113,10 @@ def test_bad_config_value_is_one_clear_error(tmp_path):
     err = one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "+suite.trian.steps=5")
     assert err.strip() == "error: unknown config key: suite.trian (did you mean train?)"
     assert "error: unknown config key: foo\n" in one_line_error(tmp_path, "+foo=1", "tokenizer=vqvae_tiny_vq_d4")
-    assert "reconstruction_loss='l3'" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "suite.train.reconstruction_loss=l3")
+    assert "tokenizer.recipe.optimizer.name='sgd': choose one of adam, adamw" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "tokenizer.recipe.optimizer.name=sgd")
+    assert "choose one of hinge, non_saturating" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "tokenizer.recipe.adversarial.loss=wgan")
+    assert "could not be converted to Float" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "tokenizer.recipe.l1_weight=heavy")
+    assert "Could not find 'recipe/nope'" in one_line_error(tmp_path, "tokenizer=vqvae_tiny_vq_d4", "recipe@tokenizer.recipe=nope")
 
 
 def test_missing_dataset_folder_is_one_clear_error(tmp_path):
