@@ -9,7 +9,7 @@ gradients at its output, rescaled (`implementations.losses.balancer`); the rest 
 usual. Discriminator side: the GAN loss on real and reconstructed inputs, LeCAM and R1.
 
 What must survive a resume (discriminator weights and BatchNorm statistics, LeCAM anchors, the
-balancer's gradient-norm EMAs) lives in this module's ``state_dict``.
+balancer's gradient-norm EMAs) is `Objective.resumable_state` (the frozen LPIPS network is not).
 """
 
 from __future__ import annotations
@@ -52,6 +52,15 @@ class Objective(nn.Module):
         self.discriminator = _discriminator(adversarial, tokenizer) if adversarial.weight else None
         self.lecam = LeCAM(adversarial.lecam_ema_decay) if adversarial.weight and adversarial.lecam_weight else None
         self.balancer = _balancer(recipe) if recipe.balancer.enabled else None
+
+    def resumable_state(self) -> dict[str, Tensor]:
+        """What a resumed run needs: everything but the frozen LPIPS network (loaded from its files)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("perceptual.")}
+
+    def load_resumable_state(self, state: dict[str, Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(not key.startswith("perceptual.") for key in missing):
+            raise BenchError(f"training state does not fit the recipe's objective: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
     # ---------------------------------------------------------------- generator
 
@@ -108,13 +117,15 @@ class Objective(nn.Module):
 
     # ---------------------------------------------------------------- discriminator
 
-    def discriminator_backward(self, x: Tensor, recon: Tensor, scale: float, backward, autocast) -> dict[str, Tensor]:
-        """The discriminator's loss on real ``x`` and reconstructed ``recon`` (detached), backpropagated."""
+    def discriminator_backward(self, x: Tensor, recon: Tensor, scale: float, backward, autocast, parallel: nn.Module | None = None) -> dict[str, Tensor]:
+        """The discriminator's loss on real ``x`` and reconstructed ``recon`` (detached), backpropagated
+        (through ``parallel``, the discriminator's DDP wrapper, under torch.distributed)."""
         adversarial = self.recipe.adversarial
         self.discriminator.requires_grad_(True)
+        discriminator = parallel or self.discriminator
         with autocast():
-            real = self.discriminator(x.detach())
-            fake = self.discriminator(recon.detach())
+            real = discriminator(x.detach())
+            fake = discriminator(recon.detach())
             loss = discriminator_loss(adversarial.loss, real.logits, fake.logits)
         logs = {
             "d_loss": loss.detach(),
@@ -163,7 +174,7 @@ def _discriminator(cfg, tokenizer: Tokenizer) -> nn.Module:
         raise BenchError(f"discriminator {cfg.discriminator} rejects {kwargs}: {error}") from error
     modality = getattr(discriminator, "modality", discriminator_class(cfg.discriminator).modality)
     if modality != tokenizer.modality:
-        raise BenchError(f"discriminator {cfg.discriminator} takes {modality} inputs, but {type(tokenizer).__name__} is an {tokenizer.modality} tokenizer")
+        raise BenchError(f"discriminator {cfg.discriminator} takes {modality} inputs, but {type(tokenizer).__name__} tokenizes {tokenizer.modality}")
     return discriminator
 
 

@@ -3,7 +3,8 @@
 One row per tokenizer configuration (``bench/conf/tokenizer/<name>.yaml``): its architecture (a
 registered factory), parameters, codebook, token grid and rate at the input it is run on (the
 resolution of the suites that list it, else the architecture's default input), the suites that list
-it, and its weights (a checkpoint, the official weights of its architecture, or trained by a suite).
+it, the recipe it trains by, and its weights (a checkpoint, the official weights of its architecture,
+or trained by a suite).
 ``--archs`` lists the registered architectures with their default arguments instead.
 
 Models are built on the ``meta`` device, so listing even billion-parameter tokenizers costs no memory.
@@ -83,6 +84,7 @@ def describe_config(name: str, listed_in: list[dict[str, Any]]) -> dict[str, Any
         "arch": tok.arch,
         **describe_model(model, input_shape),
         "suites": [s["suite"] for s in listed_in],
+        "recipe": tok.recipe.name,
         "weights": weights,
     }
 
@@ -106,7 +108,7 @@ def table(rows: list[dict[str, Any]], archs: bool) -> str:
         if archs:
             line.update({"official weights": "yes" if r["official_weights"] else "no", "paper": r["paper"]})
         else:
-            line.update({"suites": ", ".join(r["suites"]) or "-", "weights": r["weights"]})
+            line.update({"suites": ", ".join(r["suites"]) or "-", "recipe": r["recipe"] or "-", "weights": r["weights"]})
         lines.append(line)
     return tabulate(lines, headers="keys", tablefmt="github")
 

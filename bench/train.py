@@ -194,8 +194,7 @@ def train(
     if distributed.is_active():
         step_model = nn.parallel.DistributedDataParallel(step_model)
     discriminator = objective.discriminator
-    if discriminator is not None and distributed.is_active():
-        objective.discriminator = nn.parallel.DistributedDataParallel(discriminator)
+    parallel_discriminator = nn.parallel.DistributedDataParallel(discriminator) if discriminator is not None and distributed.is_active() else None
     generator = Updater(model.parameters(), recipe.optimizer, recipe.schedule, budget.steps, recipe.precision, recipe.grad_clip, device)
     critic = None
     if discriminator is not None:
@@ -211,7 +210,7 @@ def train(
         state = checkpoints.load(state_path)
         model.load_state_dict(state["model"])
         generator.load_state_dict(state["generator"])
-        objective.load_state_dict(state["objective"])
+        objective.load_resumable_state(state["objective"])
         if critic is not None:
             critic.load_state_dict(state["critic"])
         if ema is not None:
@@ -224,7 +223,7 @@ def train(
     def save(step: int) -> None:
         if not distributed.is_writer():
             return
-        state = {"model": model.state_dict(), "generator": generator.state_dict(), "objective": _unwrapped_state(objective), "step": step,
+        state = {"model": model.state_dict(), "generator": generator.state_dict(), "objective": objective.resumable_state(), "step": step,
                  "rng": torch.get_rng_state(), "recent": recent}  # fmt: skip
         if critic is not None:
             state["critic"] = critic.state_dict()
@@ -264,7 +263,8 @@ def train(
             values["grad_norm"] = norm
         if critic is not None and objective.gan_active(step):
             for x, recon in zip(chunks, reconstructions):
-                _accumulate(values, objective.discriminator_backward(x, recon, 1.0 / micro, critic.backward, autocast), micro)
+                terms = objective.discriminator_backward(x, recon, 1.0 / micro, critic.backward, autocast, parallel_discriminator)
+                _accumulate(values, terms, micro)
             if not torch.isfinite(values["d_loss"]):
                 raise TrainingDiverged(f"d_loss is {values['d_loss'].item()} at step {step}; the last good checkpoint is {state_path}")
             norm = critic.step(measure_norm=logging)
@@ -296,15 +296,3 @@ def _accumulate(values: dict[str, torch.Tensor], new: dict[str, torch.Tensor], m
     for name, value in new.items():
         value = value.detach().float() / micro if micro > 1 else value.detach()
         values[name] = values[name] + value if name in values else value
-
-
-def _unwrapped_state(objective: Objective) -> dict:
-    """The objective's state with the discriminator's DDP wrapper (if any) looked through."""
-    discriminator = objective.discriminator
-    if isinstance(discriminator, nn.parallel.DistributedDataParallel):
-        objective.discriminator = discriminator.module
-        try:
-            return objective.state_dict()
-        finally:
-            objective.discriminator = discriminator
-    return objective.state_dict()

@@ -31,13 +31,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_rank(rank: int, world_size: int, port: int, output_dir: str) -> None:
+def run_rank(rank: int, world_size: int, port: int, output_dir: str, overrides: tuple[str, ...] = RUN) -> None:
     """One process of the group: torchrun's variables, then the ordinary `run_one`."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     register_configs()
     with initialize_config_module(config_module="bench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"output_dir={output_dir}", f"leaderboard_dir={output_dir}/lb", *RUN])
+        cfg = compose(config_name="config", overrides=[f"output_dir={output_dir}", f"leaderboard_dir={output_dir}/lb", *overrides])
     try:
         run_one(cfg)
     finally:
@@ -68,3 +68,16 @@ def test_two_gloo_processes_match_one(compose_run, tmp_path):
         assert math.isclose(record2["metrics"][key], record1["metrics"][key], rel_tol=1e-5), key
     assert record2["metrics"]["usage"] == record1["metrics"]["usage"]
     assert math.isclose(record2["train"]["final_reconstruction_loss"], record1["train"]["final_reconstruction_loss"], rel_tol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_gan_recipe_trains_under_ddp(tmp_path, gan_overrides):
+    """Generator and discriminator (LeCAM and R1 included) both under DDP (the discriminator's BatchNorm sees each rank's half
+    of the batch, so no equality with one process): it trains past the GAN start and rank 0 writes."""
+    overrides = (*RUN, *gan_overrides, "suite.train.log_every=1")
+    mp.spawn(run_rank, args=(2, free_port(), str(tmp_path), overrides), nprocs=2, join=True)
+    record, _ = outcome(tmp_path)
+    assert record["train"]["steps"] == 3
+    (log,) = (tmp_path / "builtin" / "checkpoints").glob("*.log.csv")
+    names = {line.split(",")[1] for line in log.read_text().splitlines()[1:]}
+    assert {"adversarial", "adaptive_weight", "d_loss", "logits_real", "logits_fake", "d_grad_norm", "perceptual", "l1", "lecam", "r1"} <= names
