@@ -80,3 +80,13 @@ def test_bad_recipes_fail_in_one_line(tmp_path, monkeypatch):
     nothing = compose(["tokenizer=vqvae_tiny_vq_d4", "tokenizer.recipe.l2_weight=0"])
     with pytest.raises(BenchError, match="has no reconstruction loss"):
         Objective(nothing.tokenizer.recipe, tokenizer)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(tmp_path):
+    """``compile: true`` (torch.compile, ~30 s on 2 CPU cores) trains to the eager weights up to
+    the compiler's float reordering."""
+    eager = tiny_run(tmp_path, steps=3)
+    compiled = tiny_run(tmp_path, "tokenizer.recipe.compile=true", steps=3)
+    for key, value in eager.items():
+        torch.testing.assert_close(compiled[key], value, rtol=1e-3, atol=1e-4, msg=key)
