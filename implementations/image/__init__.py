@@ -1,3 +1,3 @@
 """Image tokenizers (one file per family)."""
 
-from . import vqvae  # noqa: F401  (registers the factories)
+from . import vqgan, vqvae  # noqa: F401  (registers the factories)

@@ -1,0 +1,100 @@
+"""VQGAN (Esser et al. 2021, "Taming Transformers for High-Resolution Image Synthesis",
+https://arxiv.org/abs/2012.09841) as taming-transformers builds it (``taming/models/vqgan.py``,
+``VQModel``): the convolutional `Encoder`, a 1x1 convolution to the code dimension, vector
+quantization, a 1x1 convolution back and the `Decoder`.
+
+The released ImageNet models quantize with taming's ``VectorQuantizer``, whose loss puts beta on
+the codebook term instead of the commitment term (``legacy_beta=True`` here, recorded with the
+quantizer), beta 0.25, Euclidean nearest codes, no EMA. Their inputs are RGB in [-1, 1].
+
+`taming_state_dict` maps a taming checkpoint's ``state_dict`` onto this module tree: every key is
+accounted for (the loss module's discriminator and LPIPS entries, ``loss.*``, are training-only and
+dropped by name), and loading is strict, so any missing or mis-shaped tensor is an error.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..modules.taming_autoencoder import Decoder, Encoder
+from ..registry import PretrainedWeights, create_quantizer, register_tokenizer
+from .autoencoder import ImageAutoencoderTokenizer
+
+
+class VQGAN(ImageAutoencoderTokenizer):
+    family = "VQGAN"
+    paper = "Esser et al. 2021, https://arxiv.org/abs/2012.09841"
+
+
+# taming's configs/imagenet_vqgan.yaml (f16): ddconfig of the released ImageNet models.
+IMAGENET_F16 = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, attn_resolutions=(16,), resolution=256, z_channels=256)
+
+
+def build_vqgan(*, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, attn_resolutions: tuple[int, ...], resolution: int, z_channels: int,
+                embed_dim: int, codebook_size: int, dropout: float = 0.0, **quantizer_kwargs) -> VQGAN:  # fmt: skip
+    """A VQGAN with taming's architecture arguments (``ddconfig``), ``embed_dim`` / ``codebook_size``
+    (``n_embed``) and the quantizer's options (default: taming's legacy VQ loss, beta 0.25)."""
+    arch = dict(ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks, attn_resolutions=tuple(attn_resolutions), resolution=resolution,
+                z_channels=z_channels, dropout=dropout)  # fmt: skip
+    encoder = nn.Sequential(Encoder(in_channels=3, **arch), nn.Conv2d(z_channels, embed_dim, 1))
+    decoder = nn.Sequential(nn.Conv2d(embed_dim, z_channels, 1), Decoder(out_channels=3, **arch))
+    quantizer = create_quantizer("vq", dim=embed_dim, codebook_size=codebook_size, **{"beta": 0.25, "legacy_beta": True, **quantizer_kwargs})
+    return VQGAN(encoder, quantizer, decoder, downsample_factor=2 ** (len(ch_mult) - 1))
+
+
+_TAMING_PREFIXES = {"encoder.": "encoder.0.", "quant_conv.": "encoder.1.", "post_quant_conv.": "decoder.0.", "decoder.": "decoder.1."}
+_TRAINING_ONLY = ("loss.",)  # VQLPIPSWithDiscriminator: discriminator and LPIPS weights
+
+
+def taming_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """taming ``VQModel`` keys -> ours; raises ``KeyError`` naming any key it cannot place."""
+    mapped, unplaced = {}, []
+    for key, value in state.items():
+        if key.startswith(_TRAINING_ONLY):
+            continue
+        if key == "quantize.embedding.weight":
+            mapped["quantizer.codebook"] = value
+            continue
+        prefix = next((p for p in _TAMING_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            unplaced.append(key)
+        else:
+            mapped[_TAMING_PREFIXES[prefix] + key[len(prefix) :]] = value
+    if unplaced:
+        raise KeyError(f"taming checkpoint keys with no place in VQGAN: {unplaced[:5]}")
+    return mapped
+
+
+_TAMING_LICENCE = "MIT (CompVis/taming-transformers)"
+
+
+@register_tokenizer(
+    input_shape=(3, 256, 256),
+    pretrained=(PretrainedWeights(
+        url="https://heibox.uni-heidelberg.de/f/140747ba53464f49b476/?dl=1", sha256="", filename="last.ckpt",
+        notes=f"vqgan_imagenet_f16_1024 (taming README); Lightning checkpoint, key 'state_dict'; inputs RGB in [-1, 1]; {_TAMING_LICENCE}",
+    ),),
+)  # fmt: skip
+def vqgan_taming_f16_1024(**overrides) -> VQGAN:
+    """taming's ImageNet VQGAN, f16, 1024 codes of dim 256 (16x16 tokens at 256x256)."""
+    return build_vqgan(**{**IMAGENET_F16, "embed_dim": 256, "codebook_size": 1024, **overrides})
+
+
+@register_tokenizer(
+    input_shape=(3, 256, 256),
+    pretrained=(PretrainedWeights(
+        url="https://heibox.uni-heidelberg.de/f/867b05fc8c4841768640/?dl=1", sha256="", filename="last.ckpt",
+        notes=f"vqgan_imagenet_f16_16384 (taming README); Lightning checkpoint, key 'state_dict'; inputs RGB in [-1, 1]; {_TAMING_LICENCE}",
+    ),),
+)  # fmt: skip
+def vqgan_taming_f16_16384(**overrides) -> VQGAN:
+    """taming's ImageNet VQGAN, f16, 16384 codes of dim 256."""
+    return build_vqgan(**{**IMAGENET_F16, "embed_dim": 256, "codebook_size": 16384, **overrides})
+
+
+@register_tokenizer(input_shape=(3, 32, 32))
+def vqgan_taming_tiny(**overrides) -> VQGAN:
+    """taming's architecture at CPU size: width 32, levels 1,2,2 (f4), one block per level, attention
+    at 8x8, 512 codes of dim 32 (the built-in suite's 32x32 crops give 8x8 tokens)."""
+    tiny = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(8,), resolution=32, z_channels=32, embed_dim=32, codebook_size=512)
+    return build_vqgan(**{**tiny, **overrides})
