@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -34,12 +34,28 @@ def load(path: str | Path) -> dict[str, Any]:
         raise BenchError(f"cannot load checkpoint {path}: {error}") from error
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a state dict saved by this harness (strict: every key must match)."""
+def load_weights(model: nn.Module, path: str | Path, convert: Callable[[dict], dict] | None = None) -> None:
+    """Load weights into ``model``, strictly: a weights file of this harness (``{"model", "train"}``),
+    or an official checkpoint (a plain state dict, ``"state_dict"`` of a Lightning file, or
+    ``"model"``) through the architecture's key map ``convert``. A file that does not fit is one line
+    naming what is missing, unexpected or of another shape."""
     state = load(path)
-    state = state.get("model", state)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[0]
-        raise BenchError(f"checkpoint {path} does not fit {type(model).__name__}: {first_line}") from error
+    if not isinstance(state, dict):
+        raise BenchError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    if "model" in state and "train" in state:
+        state = state["model"]
+    else:
+        state = state.get("state_dict", state.get("model", state))
+        if convert is not None:
+            try:
+                state = convert(state)
+            except KeyError as error:
+                raise BenchError(f"checkpoint {path}: {error.args[0]}") from error
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    reshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        problems = [f"{len(found)} {what} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})"
+                    for what, found in (("missing", missing), ("unexpected", unexpected), ("of another shape, file vs model", reshaped)) if found]  # fmt: skip
+        raise BenchError(f"checkpoint {path} does not fit {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)

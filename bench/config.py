@@ -167,7 +167,8 @@ class TokenizerConfig:
     id: str = MISSING  # the name of this configuration (leaderboard row), e.g. vqvae_tiny_ema_d64
     arch: str = MISSING  # a registered factory, see `python -m bench.tokenizers`
     kwargs: dict[str, Any] = field(default_factory=dict)
-    checkpoint: Optional[str] = None  # a weights file to evaluate instead of training
+    checkpoint: Optional[str] = None  # a weights file to evaluate instead of training (ours or the official format)
+    pretrained: bool = False  # evaluate the architecture's released weights, found in the caches (never downloaded)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)  # how it trains (bench/conf/recipe/)
 
 

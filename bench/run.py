@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from implementations import create_tokenizer, tokenizer_entry
+from implementations.checkpoints import CorruptWeightsError, MissingWeightsError, find_weights
 
 from . import checkpoints, distributed
 from .config import register_configs, validate
@@ -70,13 +71,25 @@ def flatten_metrics(values: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def released_weights(entry, tokenizer_id: str) -> Path:
+    """The released weight file of ``entry``'s architecture on this machine (never downloaded)."""
+    if not entry.pretrained:
+        raise BenchError(f"tokenizer {tokenizer_id}: architecture {entry.name} has no released weights; set tokenizer.checkpoint")
+    try:
+        return find_weights(entry.pretrained[0])
+    except (MissingWeightsError, CorruptWeightsError) as error:
+        raise BenchError(f"tokenizer {tokenizer_id}: {error}") from error
+
+
 def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSignals) -> tuple[torch.nn.Module, Path, dict[str, Any]]:
     """Load the tokenizer's checkpoint, or reuse weights a finished training left, or train now
     (one task of a sharded evaluation never trains: the shards would all train the same weights)."""
     suite, tok = cfg.suite, cfg.tokenizer
-    if tok.checkpoint:
-        checkpoints.load_weights(model, tok.checkpoint)
-        return model, Path(tok.checkpoint), {"steps": 0, "source": "checkpoint"}
+    entry = tokenizer_entry(tok.arch)
+    if tok.checkpoint or tok.pretrained:
+        path = Path(tok.checkpoint) if tok.checkpoint else released_weights(entry, tok.id)
+        checkpoints.load_weights(model, path, entry.convert)
+        return model, path, {"steps": 0, "source": "checkpoint" if tok.checkpoint else "released weights"}
     budget = Budget.of(tok.recipe, suite.train)
     if budget.steps == 0:
         raise BenchError(f"tokenizer {tok.id} has no checkpoint and nothing to train (suite.train.steps=0 or a recipe without steps): set one")
@@ -256,9 +269,19 @@ def run(cfg: DictConfig) -> list[Path]:
     tokenizers = [None] if cfg.tokenizer is not None else list(cfg.suite.tokenizers)
     seeds = [None] if cfg.seed is not None else list(cfg.suite.seeds)
     runs = [cfg] if tokenizers == [None] and seeds == [None] else [compose_for(t, s) for t in tokenizers for s in seeds]
-    paths = [run_one(job) for job in runs]
+    paths, failures = [], []
+    for job in runs:  # one failing tokenizer (missing weights, say) does not stop the others
+        try:
+            paths.append(run_one(job))
+        except BenchError as error:
+            if len(runs) == 1:
+                raise
+            log.error("%s (seed %s): %s", job.tokenizer.id, job.seed, error)
+            failures.append(f"{job.tokenizer.id} (seed {job.seed}): {error}")
     if distributed.is_writer():
         write_leaderboard(cfg.suite.name, cfg.output_dir, cfg.leaderboard_dir)
+    if failures:
+        raise BenchError(f"{len(failures)} of {len(runs)} runs failed: " + " | ".join(failures))
     return paths
 
 

@@ -75,10 +75,10 @@ def describe_config(name: str, listed_in: list[dict[str, Any]]) -> dict[str, Any
         model = create_tokenizer(tok.arch, **OmegaConf.to_container(tok.kwargs, resolve=True))
     if tok.checkpoint:
         weights = f"checkpoint {tok.checkpoint}"
-    elif entry.pretrained:
-        weights = "official: " + ", ".join(w.filename for w in entry.pretrained)
+    elif tok.pretrained:
+        weights = "released: " + ", ".join(w.filename for w in entry.pretrained)
     else:
-        weights = "trained by the suite"
+        weights = "trained by its recipe"
     return {
         "name": name,
         "arch": tok.arch,

@@ -4,8 +4,8 @@ Imports torch (and einops) only; never ``bench``, hydra or a reference package.
 """
 
 from .protocol import Discriminator, DiscriminatorOutput, Quantizer, QuantizerOutput, Tokenizer, TokenizerOutput
+from .checkpoints import WeightFile
 from .registry import (
-    PretrainedWeights,
     create_discriminator,
     create_quantizer,
     create_tokenizer,
@@ -21,11 +21,11 @@ from .registry import (
 __all__ = [
     "Discriminator",
     "DiscriminatorOutput",
-    "PretrainedWeights",
     "Quantizer",
     "QuantizerOutput",
     "Tokenizer",
     "TokenizerOutput",
+    "WeightFile",
     "create_discriminator",
     "create_quantizer",
     "create_tokenizer",

@@ -34,6 +34,7 @@ class WeightFile:
     hf_repo: str = ""  # a Hugging Face repo holding it as ``filename`` (looked up in the local cache only)
     also_at: tuple[str, ...] = field(default=())  # other known locations (``~`` expanded)
     licence: str = ""
+    notes: str = ""  # format, published name, input preprocessing
 
 
 def torch_hub_checkpoints() -> Path:

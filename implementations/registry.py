@@ -10,17 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .checkpoints import WeightFile
 from .protocol import Discriminator, Quantizer, Tokenizer
 
-
-@dataclass(frozen=True)
-class PretrainedWeights:
-    """An official checkpoint: where it lives and how to check it."""
-
-    url: str
-    sha256: str
-    filename: str
-    notes: str = ""
+StateDict = dict  # parameter name -> tensor
 
 
 @dataclass(frozen=True)
@@ -28,7 +21,8 @@ class TokenizerEntry:
     name: str
     factory: Callable[..., Tokenizer]
     input_shape: tuple[int, ...]
-    pretrained: tuple[PretrainedWeights, ...] = field(default=())
+    pretrained: tuple[WeightFile, ...] = field(default=())
+    convert: Callable[[StateDict], StateDict] | None = None  # the official checkpoint's keys -> ours
 
 
 _TOKENIZERS: dict[str, TokenizerEntry] = {}
@@ -36,14 +30,17 @@ _QUANTIZERS: dict[str, type[Quantizer]] = {}
 _DISCRIMINATORS: dict[str, type[Discriminator]] = {}
 
 
-def register_tokenizer(*, input_shape: tuple[int, ...], pretrained: tuple[PretrainedWeights, ...] = ()):
-    """Register a tokenizer factory under its function name."""
+def register_tokenizer(
+    *, input_shape: tuple[int, ...], pretrained: tuple[WeightFile, ...] = (), convert: Callable[[StateDict], StateDict] | None = None
+):
+    """Register a tokenizer factory under its function name, with its default input shape, its
+    released weight files and the key map from their format to this module tree."""
 
     def decorator(factory: Callable[..., Tokenizer]) -> Callable[..., Tokenizer]:
         name = factory.__name__
         if name in _TOKENIZERS:
             raise ValueError(f"tokenizer {name!r} is registered twice")
-        _TOKENIZERS[name] = TokenizerEntry(name, factory, tuple(input_shape), tuple(pretrained))
+        _TOKENIZERS[name] = TokenizerEntry(name, factory, tuple(input_shape), tuple(pretrained), convert)
         return factory
 
     return decorator

@@ -17,7 +17,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..modules.taming_autoencoder import Decoder, Encoder
-from ..registry import PretrainedWeights, create_quantizer, register_tokenizer
+from ..checkpoints import WeightFile
+from ..registry import create_quantizer, register_tokenizer
 from .autoencoder import ImageAutoencoderTokenizer
 
 
@@ -70,10 +71,12 @@ _TAMING_LICENCE = "MIT (CompVis/taming-transformers)"
 
 @register_tokenizer(
     input_shape=(3, 256, 256),
-    pretrained=(PretrainedWeights(
-        url="https://heibox.uni-heidelberg.de/f/140747ba53464f49b476/?dl=1", sha256="", filename="last.ckpt",
-        notes=f"vqgan_imagenet_f16_1024 (taming README); Lightning checkpoint, key 'state_dict'; inputs RGB in [-1, 1]; {_TAMING_LICENCE}",
+    pretrained=(WeightFile(
+        filename="vqgan_imagenet_f16_1024.ckpt", url="https://heibox.uni-heidelberg.de/f/140747ba53464f49b476/?dl=1", licence=_TAMING_LICENCE,
+        notes="taming README's vqgan_imagenet_f16_1024, published as last.ckpt (no sha256 published; the record keeps the file's); "
+              "Lightning checkpoint, weights under 'state_dict'; inputs RGB in [-1, 1]",
     ),),
+    convert=taming_state_dict,
 )  # fmt: skip
 def vqgan_taming_f16_1024(**overrides) -> VQGAN:
     """taming's ImageNet VQGAN, f16, 1024 codes of dim 256 (16x16 tokens at 256x256)."""
@@ -82,17 +85,19 @@ def vqgan_taming_f16_1024(**overrides) -> VQGAN:
 
 @register_tokenizer(
     input_shape=(3, 256, 256),
-    pretrained=(PretrainedWeights(
-        url="https://heibox.uni-heidelberg.de/f/867b05fc8c4841768640/?dl=1", sha256="", filename="last.ckpt",
-        notes=f"vqgan_imagenet_f16_16384 (taming README); Lightning checkpoint, key 'state_dict'; inputs RGB in [-1, 1]; {_TAMING_LICENCE}",
+    pretrained=(WeightFile(
+        filename="vqgan_imagenet_f16_16384.ckpt", url="https://heibox.uni-heidelberg.de/f/867b05fc8c4841768640/?dl=1", licence=_TAMING_LICENCE,
+        notes="taming README's vqgan_imagenet_f16_16384, published as last.ckpt (no sha256 published; the record keeps the file's); "
+              "Lightning checkpoint, weights under 'state_dict'; inputs RGB in [-1, 1]",
     ),),
+    convert=taming_state_dict,
 )  # fmt: skip
 def vqgan_taming_f16_16384(**overrides) -> VQGAN:
     """taming's ImageNet VQGAN, f16, 16384 codes of dim 256."""
     return build_vqgan(**{**IMAGENET_F16, "embed_dim": 256, "codebook_size": 16384, **overrides})
 
 
-@register_tokenizer(input_shape=(3, 32, 32))
+@register_tokenizer(input_shape=(3, 32, 32), convert=taming_state_dict)
 def vqgan_taming_tiny(**overrides) -> VQGAN:
     """taming's architecture at CPU size: width 32, levels 1,2,2 (f4), one block per level, attention
     at 8x8, 512 codes of dim 32 (the built-in suite's 32x32 crops give 8x8 tokens)."""

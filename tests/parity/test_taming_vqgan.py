@@ -6,12 +6,19 @@ gives identical codes and reconstructions within 1e-4 (float32 through 72M param
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
+from bench import checkpoints
+from bench.errors import BenchError
+from bench.records import file_sha256
+from bench.run import run_one
 from implementations import create_tokenizer
 from implementations.image.vqgan import taming_state_dict
+from tests.conftest import TINY
 
 taming_model = pytest.importorskip("taming.modules.diffusionmodules.model")
 taming_quantize = pytest.importorskip("taming.modules.vqvae.quantize")
@@ -71,3 +78,32 @@ def test_the_key_map_accounts_for_every_key():
     assert set(taming_state_dict(state)) == {"encoder.0.conv_in.weight", "quantizer.codebook"}
     with pytest.raises(KeyError, match="model_ema.decay"):
         taming_state_dict({**state, "model_ema.decay": torch.zeros(1)})
+
+
+def test_bench_run_evaluates_an_official_lightning_checkpoint(compose_run, tmp_path):
+    """A taming-format Lightning file (``state_dict`` with the loss module's entries, as released)
+    loads through the key map and is evaluated; a file that does not fit is one line."""
+    config, n_embed, embed_dim, _ = CASES["vqgan_taming_tiny"]
+    torch.manual_seed(0)
+    theirs = TamingVQModel(config, n_embed, embed_dim)
+    state = {**theirs.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(8, 3, 4, 4)}
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": state, "global_step": 123, "epoch": 4, "pytorch-lightning_version": "1.0.8"}, path)
+    record = run_one(compose_run("tokenizer=vqgan_taming_f16_1024", "tokenizer.arch=vqgan_taming_tiny", "tokenizer.pretrained=false",
+                                 f"tokenizer.checkpoint={path}", *TINY))  # fmt: skip
+    record = json.loads(record.read_text())
+    assert record["train"] == {"steps": 0, "source": "checkpoint"} and record["rate"]["token_grid"] == [8, 8]
+    assert record["checkpoint_sha256"] == file_sha256(path)
+
+    model = create_tokenizer("vqgan_taming_tiny")
+    state["quantize.embedding.weight"] = torch.zeros(n_embed + 1, embed_dim)
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(BenchError, match=r"does not fit VQGAN: 1 of another shape, file vs model \(quantizer.codebook \(513, 32\) vs \(512, 32\)\)"):
+        checkpoints.load_weights(model, path, taming_state_dict)
+    del state["quantize.embedding.weight"]
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(BenchError, match=r"1 missing \(quantizer.codebook\)"):
+        checkpoints.load_weights(model, path, taming_state_dict)
+    torch.save([1, 2], path)
+    with pytest.raises(BenchError, match="holds a list, not a state dict"):
+        checkpoints.load_weights(model, path, taming_state_dict)

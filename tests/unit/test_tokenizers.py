@@ -16,6 +16,8 @@ def test_protocol(name):
     model = create_tokenizer(name)
     assert isinstance(model, Tokenizer)
     shape = tokenizer_entry(name).input_shape
+    if sum(p.numel() for p in model.parameters()) > 5_000_000:  # full-size models: a smaller input keeps CI fast
+        shape = shape[:1] + tuple(min(size, 64) for size in shape[1:])
     x = torch.rand(2, *shape) * 2 - 1
 
     out = model(x)
@@ -29,7 +31,8 @@ def test_protocol(name):
 
     model.eval()
     codes = model.encode(x)
-    torch.testing.assert_close(model.decode(codes), model(x).recon)
+    # equal up to float rounding: forward adds the straight-through residual, decode looks codes up
+    torch.testing.assert_close(model.decode(codes), model(x).recon, rtol=1e-4, atol=1e-4)
     assert model.bits_per_token == pytest.approx(model.num_codebooks * math.log2(model.codebook_size))
 
 
