@@ -2,3 +2,4 @@
 itself (`implementations.registry.register_discriminator`) and returns a `DiscriminatorOutput`."""
 
 from . import patchgan  # noqa: F401
+from . import stylegan  # noqa: F401

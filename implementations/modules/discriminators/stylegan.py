@@ -34,21 +34,22 @@ unless noted; LeakyReLU slope 0.2; no normalisation):
 the outer product of ``[1, 3, 3, 1]`` (``blur_size=4``) or ``[1, 2, 1]`` (``blur_size=3``) with
 itself, normalised to sum 1, applied with stride 2 and XLA's "SAME" zero padding (``ceil(n / 2)``
 outputs; ``max((ceil(n / 2) - 1) * 2 + k - n, 0)`` zeros, the smaller half before). The 3-D blur
-also runs along time, so 17 frames become 9, 5, 3, 2 (a single frame is kept but halved in value,
-as in praxis). Kernels are Xavier-uniform and biases zero, the initialisers of both JAX codes.
+also runs along time, so 17 frames become 9, 5, 3, 2 (with ``blur_size=3`` a single frame is kept
+but halved in value, as in praxis). Kernels are Xavier-uniform and biases zero as MaskGIT initialises
+them (praxis' default initialiser is Xavier too).
 
-Left open by the papers and taken from the code: MaskGIT's paper names a StyleGAN discriminator only;
-the MAGVIT-v2 paper names a StyleGAN discriminator with 3-D convolutions (plus LeCAM, which lives in
-the losses) and gives neither widths, nor the blur filter, nor the clip size. The dense layer's size
-depends on the input size, so ``resolution`` (and ``frames``) must be those of the training crops:
-praxis defaults to ``num_frames=1`` at 256x256; the 3-D default here is 17 frames at 128x128, the clip
-size of MAGVIT-v2's video experiments.
+Left open by the papers: MaskGIT's paper names a StyleGAN discriminator without its widths, blur or
+input size; for MAGVIT-v2 these are taken from the praxis code, not from the paper's text. The dense
+layer's size depends on the input size, so ``resolution`` (and ``frames``) must be those of the training
+crops. praxis defaults to ``num_frames=1`` at 256x256 (images); the 3-D default here, 17 frames at
+128x128, is a choice: a clip length MAGVIT-v2's causal tokenizer takes (1 + 4k frames) at the size of
+MAGVIT's UCF-101 experiments.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +58,10 @@ from torch import Tensor, nn
 from ...protocol import Discriminator, DiscriminatorOutput
 from ...registry import register_discriminator
 
-# the configuration each official code trains with, per ``dims``
+# per ``dims``: the official code's widths and blur; the input sizes are discussed in the module docstring
 _OFFICIAL_DEFAULTS = {
-    2: dict(filters=64, channel_multipliers=(2, 4, 8, 8, 8, 8), blur_size=4, resolution=256, frames=1),
-    3: dict(filters=128, channel_multipliers=(2, 4, 4, 4), blur_size=3, resolution=128, frames=17),
+    2: {"filters": 64, "channel_multipliers": (2, 4, 8, 8, 8, 8), "blur_size": 4, "resolution": 256, "frames": 1},
+    3: {"filters": 128, "channel_multipliers": (2, 4, 4, 4), "blur_size": 3, "resolution": 128, "frames": 17},
 }
 
 
@@ -110,7 +111,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         residual = x
         x = F.leaky_relu(self.conv_first(x), 0.2)
-        x = F.leaky_relu(self.conv_last(self.blur(x)), 0.1)
+        x = F.leaky_relu(self.conv_last(self.blur(x)), 0.2)
         residual = self.conv_residual(self.blur(residual))
         return (x + residual) / math.sqrt(2)
 
