@@ -40,6 +40,13 @@ def lpips_weights(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
+def lpips_overrides(lpips_weights) -> tuple[str, ...]:
+    """The recipe's LPIPS weight files, given explicitly (see `lpips_weights`)."""
+    backbone, linear = lpips_weights
+    return (f"tokenizer.recipe.perceptual.backbone_weights={backbone}", f"tokenizer.recipe.perceptual.linear_weights={linear}")
+
+
+@pytest.fixture
 def gan_overrides(lpips_weights) -> tuple[str, ...]:
     """A taming-style recipe shrunk for the built-in suite's tiny model: L1 + LPIPS, PatchGAN (8
     channels, 2 layers) with hinge loss and the adaptive weight from step 2, LeCAM and R1."""

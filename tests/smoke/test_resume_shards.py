@@ -82,12 +82,23 @@ def test_stopped_run_resumes_to_the_same_record(compose_run, tmp_path, monkeypat
     assert measured(run_one(cfg)) == uninterrupted
 
 
-def test_a_gan_recipe_stopped_mid_training_resumes_to_the_same_weights(compose_run, tmp_path, monkeypatch, gan_overrides):
-    """Generator, discriminator (with BatchNorm statistics), both optimizers and schedules, LeCAM
-    anchors, EMA and RNG all come back: the resumed run ends with the uninterrupted run's weights."""
+@pytest.mark.parametrize("recipe", ["taming", "shrunk_with_lecam_r1"])
+def test_a_gan_recipe_stopped_mid_training_resumes_to_the_same_weights(compose_run, tmp_path, monkeypatch, lpips_overrides, gan_overrides, recipe):
+    """taming's recipe on its tiny VQGAN (GAN from step 2 instead of 300), and a PatchGAN recipe with
+    LeCAM and R1 on the VQ-VAE: generator, discriminator (with BatchNorm statistics), both optimizers
+    and schedules, LeCAM anchors, EMA and RNG all come back, so the resumed run ends with the
+    uninterrupted run's weights; the log holds the GAN terms."""
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    cfg = compose_run(*RUN, *gan_overrides)
+    if recipe == "taming":
+        overrides = ("tokenizer=vqgan_tiny_taming", *RUN[1:], *lpips_overrides, "tokenizer.recipe.adversarial.start_step=2", "suite.train.log_every=1")
+    else:
+        overrides = (*RUN, *gan_overrides, "suite.train.log_every=1")
+    cfg = compose_run(*overrides)
     plain = measured(run_one(cfg))
+    (log,) = (tmp_path / "results" / "builtin" / "checkpoints").glob("*.log.csv")
+    rows = [line.split(",") for line in log.read_text().splitlines()[1:]]
+    assert {"adversarial", "adaptive_weight", "d_loss", "logits_real", "logits_fake", "grad_norm", "d_grad_norm", "perceptual", "l1"} <= {r[1] for r in rows}
+    assert min(int(r[0]) for r in rows if r[1] == "d_loss") == 3  # the discriminator's first step is step 2 (logged as 3)
     shutil.rmtree(tmp_path / "results")
     stop_and_resume(cfg, monkeypatch, "train", 20, signal.SIGTERM)  # at step 3, after the GAN started at step 2
     assert measured(run_one(cfg)) == plain
