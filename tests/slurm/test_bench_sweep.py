@@ -47,8 +47,8 @@ def test_sweep_is_one_array_with_a_leaderboard_row_per_task(tmp_path):
     finish(sweep(tmp_path, f"tokenizer={','.join(tokenizers)}", f"output_dir={tmp_path / 'results'}"))
     records = sorted((tmp_path / "results" / "builtin" / "records").glob("*.json"))
     assert sorted(json.loads(p.read_text())["tokenizer"] for p in records) == sorted(tokenizers)
-    board = (tmp_path / "lb" / "builtin.md").read_text()
-    assert all(f"| {name} " in board for name in tokenizers), board
+    board = (tmp_path / "lb" / "builtin.md").read_text()  # shrunk runs: listed as deviating from the suite's protocol
+    assert all(f"- {name} (seeds 0): dataset.max_items 16 vs None" in board for name in tokenizers), board
 
     table = status(tmp_path)
     jobs = re.findall(r"^\s*(\d+)_(\d+)\s", table, flags=re.M)
