@@ -33,7 +33,7 @@ from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
 from .preemption import StopSignals
-from .records import config_hash, make_record, record_path, write_record
+from .records import config_hash, file_sha256, make_record, record_path, write_record
 from .samples import save_samples
 from .train import Budget, train
 
@@ -81,13 +81,33 @@ def released_weights(entry, tokenizer_id: str) -> Path:
         raise BenchError(f"tokenizer {tokenizer_id}: {error}") from error
 
 
+def given_weights(cfg) -> Path | None:
+    """The weight file the run evaluates instead of training: ``tokenizer.checkpoint``, or the released
+    file when ``tokenizer.pretrained``; None when it trains."""
+    tok = cfg.tokenizer
+    if tok.checkpoint:
+        path = Path(tok.checkpoint).expanduser()
+        if not path.is_file():
+            raise BenchError(f"tokenizer.checkpoint={tok.checkpoint}: no such file")
+        return path
+    return released_weights(tokenizer_entry(tok.arch), tok.id) if tok.pretrained else None
+
+
+def hashed_config(config: dict[str, Any], weights: Path | None) -> dict[str, Any]:
+    """The config as hashed: a weight file counts by its content (sha256), not by its path, so a file
+    moved keeps its records and a file replaced at the same path is measured again."""
+    if weights is None:
+        return config
+    return {**config, "tokenizer": {**config["tokenizer"], "checkpoint": f"sha256:{file_sha256(weights)}"}}
+
+
 def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSignals) -> tuple[torch.nn.Module, Path, dict[str, Any]]:
     """Load the tokenizer's checkpoint, or reuse weights a finished training left, or train now
     (one task of a sharded evaluation never trains: the shards would all train the same weights)."""
     suite, tok = cfg.suite, cfg.tokenizer
     entry = tokenizer_entry(tok.arch)
-    if tok.checkpoint or tok.pretrained:
-        path = Path(tok.checkpoint) if tok.checkpoint else released_weights(entry, tok.id)
+    path = given_weights(cfg)
+    if path is not None:
         checkpoints.load_weights(model, path, entry.convert)
         return model, path, {"steps": 0, "source": "checkpoint" if tok.checkpoint else "released weights"}
     budget = Budget.of(tok.recipe, suite.train)
@@ -190,7 +210,7 @@ def run_one(cfg: DictConfig) -> Path:
 
 def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    hash_ = config_hash(config)
+    hash_ = config_hash(hashed_config(config, given_weights(cfg)))
     suite, tok = cfg.suite, cfg.tokenizer
     path = record_path(cfg.output_dir, suite.name, tok.id, hash_)
     if path.exists() and not (cfg.redo or cfg.reevaluate):

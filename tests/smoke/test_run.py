@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from bench.leaderboard import write_leaderboard
+from bench.records import file_sha256
 from bench.run import run_one
 from tests.conftest import TINY
 
@@ -157,3 +158,21 @@ def test_fixed_threads_make_a_rerun_bit_exact_whatever_the_environment(tmp_path)
         errors.append(err)
     assert shas[0] == shas[1]
     assert "\r" not in errors[0] and any(line.startswith("train: 100%") for line in errors[0].splitlines())  # a log line per update
+
+
+def test_a_checkpoint_counts_by_its_content_not_its_path(compose_run, tmp_path):
+    trained = run_one(compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY))
+    weights = trained.parent.parent / "checkpoints" / trained.name.replace(".json", ".pt")
+    first = tmp_path / "a.pt"
+    first.write_bytes(weights.read_bytes())
+    evaluate = ("tokenizer=vqvae_tiny_vq_d4", *TINY)
+    record = run_one(compose_run(*evaluate, f"tokenizer.checkpoint={first}"))
+    moved = tmp_path / "elsewhere" / "b.pt"
+    moved.parent.mkdir()
+    first.rename(moved)
+    assert run_one(compose_run(*evaluate, f"tokenizer.checkpoint={moved}")) == record  # same content: same record, skipped
+
+    other = run_one(compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY, "seed=1"))  # other weights, written over the same path
+    moved.write_bytes((other.parent.parent / "checkpoints" / other.name.replace(".json", ".pt")).read_bytes())
+    replaced = run_one(compose_run(*evaluate, f"tokenizer.checkpoint={moved}"))
+    assert replaced != record and json.loads(replaced.read_text())["checkpoint_sha256"] == file_sha256(moved)
