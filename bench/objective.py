@@ -96,8 +96,8 @@ class Objective(nn.Module):
         if self.balancer is not None:
             balanced = {name: value for name, value in terms.items() if name in self.balancer.weights}
             rest = sum((self.weights[name] * value for name, value in terms.items() if name not in balanced), quantizer)
+            backward(rest * scale, retain_graph=True)  # first: the balancer's backward frees the shared graph
             logs.update({f"balancer_{k}": torch.as_tensor(v) for k, v in self.balancer.backward(balanced, recon, scale=scale).items()})
-            backward(rest * scale)
             return logs
         reconstruction = sum(self.weights[name] * terms[name] for name in RECONSTRUCTION_TERMS if name in terms)
         loss = reconstruction

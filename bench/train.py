@@ -129,8 +129,8 @@ class Updater:
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         self.grad_clip = grad_clip
 
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+    def backward(self, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward(retain_graph=retain_graph)
 
     def step(self, measure_norm: bool) -> torch.Tensor | None:
         """Apply the accumulated gradients; returns their global norm when clipping or ``measure_norm``."""

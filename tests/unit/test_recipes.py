@@ -3,8 +3,10 @@ schedule, gradient accumulation and mixed precision do what they say; bad recipe
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -90,3 +92,21 @@ def test_compiled_training_matches_eager(tmp_path):
     compiled = tiny_run(tmp_path, "tokenizer.recipe.compile=true", steps=3)
     for key, value in eager.items():
         torch.testing.assert_close(compiled[key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_the_encodec_recipe_balances_its_terms_on_audio():
+    """EnCodec's recipe on a stand-in audio decoder: L1, multi-scale mel, MS-STFT GAN and relative
+    feature matching go through the balancer, the quantizer loss beside it, in one step that reaches
+    every parameter; the discriminator step follows."""
+    recipe = compose(["tokenizer=vqvae_tiny_vq_d4", "recipe@tokenizer.recipe=encodec"]).tokenizer.recipe
+    objective = Objective(recipe, SimpleNamespace(modality="audio", sample_rate=8000)).train()
+    torch.manual_seed(0)
+    decoder = torch.nn.Conv1d(4, 1, 5, padding=2)
+    z = torch.randn(2, 4, 4000, requires_grad=True)
+    x = torch.rand(2, 1, 4000) * 2 - 1
+    out = SimpleNamespace(recon=torch.tanh(decoder(z)), loss=(z**2).mean())
+    logs = objective.generator_backward(x, out, step=0, last_layer=None, scale=1.0, backward=lambda loss, **kw: loss.backward(**kw))
+    assert {"balancer_ratio_l1", "balancer_ratio_mel", "balancer_ratio_adversarial", "balancer_ratio_feature_matching"} <= set(logs)
+    assert decoder.weight.grad is not None and z.grad is not None and torch.isfinite(decoder.weight.grad).all()
+    d_logs = objective.discriminator_backward(x, out.recon.detach(), 1.0, backward=lambda loss: loss.backward(), autocast=contextlib.nullcontext)
+    assert torch.isfinite(d_logs["d_loss"]) and all(p.grad is not None for p in objective.discriminator.parameters() if p.requires_grad)
