@@ -261,7 +261,7 @@ def reproducibility_note(rows: list[Row]) -> str:
         text += (
             f"Every run is fixed to {threads.pop()} CPU threads, whatever the environment says: a rerun at the same seed "
             f"with the same code and torch ({torches}) on the same kind of CPU ({cpus}) is bit-exact. Another CPU, "
-            "torch build or thread count changes single runs by float noise that 600 training steps amplify; "
+            "torch build or thread count changes single runs by float noise that training amplifies; "
             "the seed spread shows how much that can move a number."
         )
     return text

@@ -46,28 +46,24 @@ def register_tokenizer(
     return decorator
 
 
-def register_quantizer(name: str):
-    """Register a quantizer class under a short name (``vq``, ``fsq``, ``lfq``, ...)."""
-
-    def decorator(cls: type[Quantizer]) -> type[Quantizer]:
-        if name in _QUANTIZERS:
-            raise ValueError(f"quantizer {name!r} is registered twice")
-        _QUANTIZERS[name] = cls
+def _register_class(table: dict, kind: str, name: str):
+    def decorator(cls):
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        table[name] = cls
         return cls
 
     return decorator
+
+
+def register_quantizer(name: str):
+    """Register a quantizer class under a short name (``vq``, ``fsq``, ``lfq``, ...)."""
+    return _register_class(_QUANTIZERS, "quantizer", name)
 
 
 def register_discriminator(name: str):
     """Register a discriminator class under a short name (``patchgan``, ``stylegan``, ``ms_stft``, ...)."""
-
-    def decorator(cls: type[Discriminator]) -> type[Discriminator]:
-        if name in _DISCRIMINATORS:
-            raise ValueError(f"discriminator {name!r} is registered twice")
-        _DISCRIMINATORS[name] = cls
-        return cls
-
-    return decorator
+    return _register_class(_DISCRIMINATORS, "discriminator", name)
 
 
 def _lookup(table: dict, kind: str, name: str):

@@ -66,32 +66,22 @@ def taming_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return mapped
 
 
-_TAMING_LICENCE = "MIT (CompVis/taming-transformers)"
-
-
-@register_tokenizer(
-    input_shape=(3, 256, 256),
-    pretrained=(WeightFile(
-        filename="vqgan_imagenet_f16_1024.ckpt", url="https://heibox.uni-heidelberg.de/f/140747ba53464f49b476/?dl=1", licence=_TAMING_LICENCE,
-        notes="taming README's vqgan_imagenet_f16_1024, published as last.ckpt (no sha256 published; the record keeps the file's); "
+def taming_release(name: str, heibox_id: str) -> WeightFile:
+    """A checkpoint of taming's README, kept under its model name (taming publishes every one as last.ckpt)."""
+    return WeightFile(
+        filename=f"{name}.ckpt", url=f"https://heibox.uni-heidelberg.de/f/{heibox_id}/?dl=1", licence="MIT (CompVis/taming-transformers)",
+        notes=f"taming README's {name}, published as last.ckpt (no sha256 published; the record keeps the file's); "
               "Lightning checkpoint, weights under 'state_dict'; inputs RGB in [-1, 1]",
-    ),),
-    convert=taming_state_dict,
-)  # fmt: skip
+    )  # fmt: skip
+
+
+@register_tokenizer(input_shape=(3, 256, 256), pretrained=(taming_release("vqgan_imagenet_f16_1024", "140747ba53464f49b476"),), convert=taming_state_dict)
 def vqgan_taming_f16_1024(**overrides) -> VQGAN:
     """taming's ImageNet VQGAN, f16, 1024 codes of dim 256 (16x16 tokens at 256x256)."""
     return build_vqgan(**{**IMAGENET_F16, "embed_dim": 256, "codebook_size": 1024, **overrides})
 
 
-@register_tokenizer(
-    input_shape=(3, 256, 256),
-    pretrained=(WeightFile(
-        filename="vqgan_imagenet_f16_16384.ckpt", url="https://heibox.uni-heidelberg.de/f/867b05fc8c4841768640/?dl=1", licence=_TAMING_LICENCE,
-        notes="taming README's vqgan_imagenet_f16_16384, published as last.ckpt (no sha256 published; the record keeps the file's); "
-              "Lightning checkpoint, weights under 'state_dict'; inputs RGB in [-1, 1]",
-    ),),
-    convert=taming_state_dict,
-)  # fmt: skip
+@register_tokenizer(input_shape=(3, 256, 256), pretrained=(taming_release("vqgan_imagenet_f16_16384", "867b05fc8c4841768640"),), convert=taming_state_dict)
 def vqgan_taming_f16_16384(**overrides) -> VQGAN:
     """taming's ImageNet VQGAN, f16, 16384 codes of dim 256."""
     return build_vqgan(**{**IMAGENET_F16, "embed_dim": 256, "codebook_size": 16384, **overrides})

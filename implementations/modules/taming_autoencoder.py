@@ -81,6 +81,15 @@ def _level(blocks: list[nn.Module], attention: list[nn.Module]) -> nn.Module:
     return level
 
 
+def _through_level(level: nn.Module, h: Tensor) -> Tensor:
+    """A level's residual blocks, each followed by its attention block when the level has them."""
+    for index, block in enumerate(level.block):
+        h = block(h)
+        if len(level.attn):
+            h = level.attn[index](h)
+    return h
+
+
 def _middle(channels: int, dropout: float) -> nn.Module:
     middle = nn.Module()
     middle.block_1, middle.attn_1, middle.block_2 = ResnetBlock(channels, channels, dropout), AttnBlock(channels), ResnetBlock(channels, channels, dropout)
@@ -113,10 +122,7 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
         for level in self.down:
-            for index, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn):
-                    h = level.attn[index](h)
+            h = _through_level(level, h)
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
@@ -152,10 +158,7 @@ class Decoder(nn.Module):
         h = self.conv_in(z)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
         for level in reversed(self.up):
-            for index, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn):
-                    h = level.attn[index](h)
+            h = _through_level(level, h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))

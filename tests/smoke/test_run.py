@@ -129,7 +129,9 @@ def test_bad_images_are_one_clear_error(tmp_path):
     test_split = tmp_path / "data" / "test"
     test_split.mkdir(parents=True)
     Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(test_split / "wide.png")
-    common = ("tokenizer=vqvae_tiny_vq_d4", "suite.dataset.kind=image_folder", f"suite.dataset.root={tmp_path / 'data'}", "suite.train.steps=0", "tokenizer.checkpoint=unused.pt")
+    unused = tmp_path / "unused.pt"  # never loaded: the data fails first
+    unused.write_bytes(b"weights")
+    common = ("tokenizer=vqvae_tiny_vq_d4", "seed=0", "suite.dataset.kind=image_folder", f"suite.dataset.root={tmp_path / 'data'}", "suite.train.steps=0", f"tokenizer.checkpoint={unused}")
     err = one_line_error(tmp_path, *common, "suite.dataset.preprocessing=none")
     assert "wide.png: image is 48x40, expected 32x32" in err
 
