@@ -36,8 +36,9 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def load_weights(model: nn.Module, path: str | Path, convert: Callable[[dict], dict] | None = None) -> None:
     """Load weights into ``model``, strictly: a weights file of this harness (``{"model", "train"}``),
-    or an official checkpoint (a plain state dict, ``"state_dict"`` of a Lightning file, or
-    ``"model"``) through the architecture's key map ``convert``. A file that does not fit is one line
+    or an official checkpoint (a plain state dict, or the weights under ``"ema"``, ``"model"`` or
+    ``"state_dict"``, in that order, as LlamaGen's and Lightning's files hold them) through the
+    architecture's key map ``convert``. A file that does not fit is one line
     naming what is missing, unexpected or of another shape."""
     state = load(path)
     if not isinstance(state, dict):
@@ -45,7 +46,7 @@ def load_weights(model: nn.Module, path: str | Path, convert: Callable[[dict], d
     if "model" in state and "train" in state:
         state = state["model"]
     else:
-        state = state.get("state_dict", state.get("model", state))
+        state = next((state[key] for key in ("ema", "model", "state_dict") if key in state), state)
         if convert is not None:
             try:
                 state = convert(state)

@@ -1,3 +1,3 @@
 """Image tokenizers (one file per family)."""
 
-from . import vqgan, vqvae  # noqa: F401  (registers the factories)
+from . import llamagen, vqgan, vqvae  # noqa: F401  (registers the factories)

@@ -32,15 +32,16 @@ IMAGENET_F16 = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, attn_reso
 
 
 def build_vqgan(*, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, attn_resolutions: tuple[int, ...], resolution: int, z_channels: int,
-                embed_dim: int, codebook_size: int, dropout: float = 0.0, **quantizer_kwargs) -> VQGAN:  # fmt: skip
+                embed_dim: int, codebook_size: int, dropout: float = 0.0, family: type[VQGAN] = VQGAN, **quantizer_kwargs) -> VQGAN:  # fmt: skip
     """A VQGAN with taming's architecture arguments (``ddconfig``), ``embed_dim`` / ``codebook_size``
-    (``n_embed``) and the quantizer's options (default: taming's legacy VQ loss, beta 0.25)."""
+    (``n_embed``) and the quantizer's options (default: taming's legacy VQ loss, beta 0.25);
+    ``family`` is the `VQGAN` subclass that names the paper in records."""
     arch = dict(ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks, attn_resolutions=tuple(attn_resolutions), resolution=resolution,
                 z_channels=z_channels, dropout=dropout)  # fmt: skip
     encoder = nn.Sequential(Encoder(in_channels=3, **arch), nn.Conv2d(z_channels, embed_dim, 1))
     decoder = nn.Sequential(nn.Conv2d(embed_dim, z_channels, 1), Decoder(out_channels=3, **arch))
     quantizer = create_quantizer("vq", dim=embed_dim, codebook_size=codebook_size, **{"beta": 0.25, "legacy_beta": True, **quantizer_kwargs})
-    return VQGAN(encoder, quantizer, decoder, downsample_factor=2 ** (len(ch_mult) - 1))
+    return family(encoder, quantizer, decoder, downsample_factor=2 ** (len(ch_mult) - 1))
 
 
 _TAMING_PREFIXES = {"encoder.": "encoder.0.", "quant_conv.": "encoder.1.", "post_quant_conv.": "decoder.0.", "decoder.": "decoder.1."}
