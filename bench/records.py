@@ -84,7 +84,7 @@ def protocol_hash(config: dict[str, Any]) -> str:
 
 def make_record(
     *, config: dict[str, Any], hash_: str, model, item_shape: tuple[int, ...], num_items: int, metrics: dict[str, Any],
-    metric_protocols: dict[str, str], unavailable: dict[str, str], weights_path: Path, train: dict[str, Any],
+    metric_protocols: dict[str, str], unavailable: dict[str, str], checkpoint_sha256: str, train: dict[str, Any],
     wall_time_s: float, device: torch.device,
 ) -> RunRecord:  # fmt: skip
     """The record of one finished run: ``config`` is the resolved run config, ``model`` the evaluated
@@ -115,7 +115,7 @@ def make_record(
         },
         rate=model.rate(item_shape),
         model={"parameters": sum(p.numel() for p in model.parameters()), "family": model.family, "paper": model.paper},
-        checkpoint_sha256=file_sha256(weights_path),
+        checkpoint_sha256=checkpoint_sha256,
         train=train,
         wall_time_s=wall_time_s,
         hardware=hardware(device),
@@ -134,14 +134,6 @@ def write_record(record: RunRecord, path: Path) -> None:
 def read_records(folder: str | Path) -> list[dict[str, Any]]:
     """All records under ``folder`` (recursively), sorted by path."""
     return [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("records/*.json"))]
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def git_sha() -> str:

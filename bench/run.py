@@ -23,7 +23,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from implementations import create_tokenizer, tokenizer_entry
-from implementations.checkpoints import CorruptWeightsError, MissingWeightsError, find_weights
+from implementations.checkpoints import (
+    CorruptWeightsError,
+    MissingWeightsError,
+    find_weights,
+    sha256_of,
+)
 
 from . import checkpoints, distributed
 from .config import register_configs, validate
@@ -33,7 +38,7 @@ from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
 from .preemption import StopSignals
-from .records import config_hash, file_sha256, make_record, record_path, write_record
+from .records import config_hash, make_record, record_path, write_record
 from .samples import save_samples
 from .train import Budget, train
 
@@ -93,23 +98,21 @@ def given_weights(cfg) -> Path | None:
     return released_weights(tokenizer_entry(tok.arch), tok.id) if tok.pretrained else None
 
 
-def hashed_config(config: dict[str, Any], weights: Path | None) -> dict[str, Any]:
-    """The config as hashed: a weight file counts by its content (sha256), not by its path, so a file
-    moved keeps its records and a file replaced at the same path is measured again."""
-    if weights is None:
+def hashed_config(config: dict[str, Any], weights_sha256: str | None) -> dict[str, Any]:
+    """The config as hashed: a given weight file counts by its content (sha256), not by its path, so a
+    file moved keeps its records and a file replaced at the same path is measured again."""
+    if weights_sha256 is None:
         return config
-    return {**config, "tokenizer": {**config["tokenizer"], "checkpoint": f"sha256:{file_sha256(weights)}"}}
+    return {**config, "tokenizer": {**config["tokenizer"], "checkpoint": f"sha256:{weights_sha256}"}}
 
 
-def obtain_weights(model, cfg, hash_: str, device: torch.device, stop: StopSignals) -> tuple[torch.nn.Module, Path, dict[str, Any]]:
-    """Load the tokenizer's checkpoint, or reuse weights a finished training left, or train now
-    (one task of a sharded evaluation never trains: the shards would all train the same weights)."""
+def obtain_weights(model, cfg, hash_: str, given: Path | None, device: torch.device, stop: StopSignals) -> tuple[torch.nn.Module, Path, dict[str, Any]]:
+    """Load the ``given`` weight file (`given_weights`), or reuse weights a finished training left, or
+    train now (one task of a sharded evaluation never trains: the shards would all train the same weights)."""
     suite, tok = cfg.suite, cfg.tokenizer
-    entry = tokenizer_entry(tok.arch)
-    path = given_weights(cfg)
-    if path is not None:
-        checkpoints.load_weights(model, path, entry.convert)
-        return model, path, {"steps": 0, "source": "checkpoint" if tok.checkpoint else "released weights"}
+    if given is not None:
+        checkpoints.load_weights(model, given, tokenizer_entry(tok.arch).convert)
+        return model, given, {"steps": 0, "source": "checkpoint" if tok.checkpoint else "released weights"}
     budget = Budget.of(tok.recipe, suite.train)
     if budget.steps == 0:
         raise BenchError(f"tokenizer {tok.id} has no checkpoint and nothing to train (suite.train.steps=0 or a recipe without steps): set one")
@@ -210,7 +213,9 @@ def run_one(cfg: DictConfig) -> Path:
 
 def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    hash_ = config_hash(hashed_config(config, given_weights(cfg)))
+    given = given_weights(cfg)
+    given_sha256 = sha256_of(given) if given is not None else None  # read once: it names the run and goes into its record
+    hash_ = config_hash(hashed_config(config, given_sha256))
     suite, tok = cfg.suite, cfg.tokenizer
     path = record_path(cfg.output_dir, suite.name, tok.id, hash_)
     if path.exists() and not (cfg.redo or cfg.reevaluate):
@@ -231,7 +236,7 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
         model.token_grid(item_shape)
     except ValueError as error:
         raise BenchError(f"{tok.id} cannot tokenize the suite's items of shape {item_shape}: {error}") from error
-    model, weights_path, train_summary = obtain_weights(model, cfg, hash_, device, stop)
+    model, weights_path, train_summary = obtain_weights(model, cfg, hash_, given, device, stop)
 
     def make_metrics():
         return build_metrics(
@@ -262,7 +267,7 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
         metrics=flatten_metrics(values),
         metric_protocols={name: metric.protocol for name, metric in metrics.items()},
         unavailable=unavailable,
-        weights_path=weights_path,
+        checkpoint_sha256=given_sha256 or sha256_of(weights_path),
         train=train_summary,
         wall_time_s=time.perf_counter() - began,
         device=device,

@@ -19,7 +19,6 @@ That non-symmetric 2048-d eigendecomposition takes 15-60 s on a 2-core CPU, once
 
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import cached_property
 from typing import Any
@@ -32,6 +31,7 @@ from torchmetrics import Metric
 
 from bench.metrics import MetricUnavailable
 from bench.metrics._convert import as_frames, to_uint8
+from implementations.checkpoints import sha256_of
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -88,11 +88,7 @@ class FID(Metric):
     @cached_property
     def weights_sha256(self) -> str:
         """SHA-256 of the Inception weights file, for the run record."""
-        digest = hashlib.sha256()
-        with open(self.weights_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_of(self.weights_path)
 
     @torch.no_grad()
     def features(self, images: Tensor) -> Tensor:

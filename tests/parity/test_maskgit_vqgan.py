@@ -1,8 +1,8 @@
 """MaskGIT's VQGAN tokenizer against the official JAX code (google-research/maskgit as the PyPI
 ``maskgit`` package ships it, run with jax/flax on the CPU), random weights at reduced width: the
 Flax parameters map onto ours (every one placed, every shape checked by a strict load); then the
-same images give identical codes and reconstructions within 1e-4. The full-size parameter count
-equals the official model's (counted from its initialised parameters)."""
+same images give identical codes and reconstructions within 1e-4. The released configuration's
+parameter shapes (``jax.eval_shape``, nothing computed) fit ours on the meta device, count included."""
 
 from __future__ import annotations
 
@@ -18,15 +18,25 @@ vqgan_tokenizer = pytest.importorskip("maskgit.nets.vqgan_tokenizer")
 vqgan_config = pytest.importorskip("maskgit.configs.vqgan_config")
 
 
-def official(filters, multipliers, blocks, dim, codes, size):
+def official(filters, multipliers, blocks, dim, codes, size, shapes_only=False):
+    """MaskGIT's ``VQVAE`` and its parameters (random; with ``shapes_only`` zeros of the shapes, from
+    ``jax.eval_shape``: nothing is computed)."""
     config = vqgan_config.get_config()
     config.vqvae.update(filters=filters, channel_multipliers=list(multipliers), num_res_blocks=blocks, embedding_dim=dim, codebook_size=codes)
     model = vqgan_tokenizer.VQVAE(config=config, train=False)
     images = jax.numpy.zeros((1, size, size, 3))
-    # VQVAE.__call__ passes encode's (quantized, dict) tuple to the decoder, so initialise the halves apart
-    params = dict(model.init({"params": jax.random.PRNGKey(0)}, {"image": images}, method=model.encode)["params"])
     latent = jax.numpy.zeros((1, size // 2 ** (len(multipliers) - 1), size // 2 ** (len(multipliers) - 1), dim))
-    params.update(model.init({"params": jax.random.PRNGKey(3)}, latent, method=model.decode)["params"])
+    # VQVAE.__call__ passes encode's (quantized, dict) tuple to the decoder, so initialise the halves apart
+    halves = [(jax.random.PRNGKey(0), {"image": images}, model.encode), (jax.random.PRNGKey(3), latent, model.decode)]
+    params = {}
+    for key, inputs, method in halves:
+        if shapes_only:
+            shapes = jax.eval_shape(lambda k, i, m=method: model.init({"params": k}, i, method=m), key, inputs)["params"]
+            params.update(jax.tree_util.tree_map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), shapes))
+        else:
+            params.update(model.init({"params": key}, inputs, method=method)["params"])
+    if shapes_only:
+        return model, params
     # non-trivial GroupNorm affines and biases
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
@@ -53,9 +63,10 @@ def test_codes_and_reconstructions_equal_the_official_jax_code():
 
 
 def test_full_size_parameter_count_equals_the_official_model():
-    model, params = official(128, (1, 1, 2, 2, 4), 2, 256, 1024, 32)
+    """The released configuration's parameter shapes (jax.eval_shape) against ours on the meta device."""
+    _, params = official(128, (1, 1, 2, 2, 4), 2, 256, 1024, 32, shapes_only=True)
     official_count = sum(np.asarray(leaf).size for leaf in jax.tree_util.tree_leaves(params))
     with torch.device("meta"):
         ours = create_tokenizer("maskgit_vqgan")
     assert sum(p.numel() for p in ours.parameters()) == official_count
-    assert set(maskgit_flax_state_dict(params, num_res_blocks=2, num_levels=5)) == set(ours.state_dict())
+    ours.load_state_dict(maskgit_flax_state_dict(params, num_res_blocks=2, num_levels=5), strict=True, assign=True)  # every shape

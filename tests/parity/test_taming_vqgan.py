@@ -1,8 +1,9 @@
 """VQGAN against taming-transformers (PyPI ``taming-transformers``, the official code), random weights:
 taming's ``Encoder``/``Decoder``/``VectorQuantizer`` and 1x1 convolutions, assembled as its ``VQModel``
 does, give a state dict that `taming_state_dict` maps onto ours (strict load); then the same input
-gives identical codes and reconstructions within 1e-4 (float32 through 72M parameters; 2.4e-5 measured), and taming's quantizer loss
-(legacy beta placement) equals ours. Parameter counts equal taming's at the released sizes."""
+gives identical codes and reconstructions within 1e-4, and taming's quantizer loss (legacy beta
+placement) equals ours; at the tiny size and at the released f16 layout with width 32. The released
+size itself (72,141,699 parameters) is checked on the meta device: same count, every tensor placed."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from torch import nn
 
 from bench import checkpoints
 from bench.errors import BenchError
-from bench.records import file_sha256
 from bench.run import run_one
 from implementations import create_tokenizer
+from implementations.checkpoints import sha256_of
 from implementations.image.vqgan import taming_state_dict
 from tests.conftest import TINY
 
@@ -44,20 +45,32 @@ def ddconfig(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channe
                 dropout=0.0, in_channels=3, resolution=resolution, z_channels=z_channels, double_z=False)  # fmt: skip
 
 
+F16 = ddconfig(128, (1, 1, 2, 2, 4), 2, (16,), 256, 256)  # the released ImageNet models
+# name -> (taming's ddconfig, n_embed, embed_dim, input size, our factory's overrides)
 CASES = {
-    "vqgan_taming_f16_1024": (ddconfig(128, (1, 1, 2, 2, 4), 2, (16,), 256, 256), 1024, 256, 64),
-    "vqgan_taming_tiny": (ddconfig(32, (1, 2, 2), 1, (8,), 32, 32), 512, 32, 32),
+    "vqgan_taming_tiny": (ddconfig(32, (1, 2, 2), 1, (8,), 32, 32), 512, 32, 32, {}),
+    "vqgan_taming_f16_1024": (ddconfig(32, (1, 1, 2, 2, 4), 2, (16,), 256, 32), 64, 32, 64,  # the f16 layout at width 32
+                              dict(ch=32, z_channels=32, embed_dim=32, codebook_size=64)),  # fmt: skip
 }
+
+
+def test_full_size_key_map_places_every_tensor_and_counts_match():
+    """The released f16 size on the meta device: every taming tensor has its place and shape in ours."""
+    with torch.device("meta"):
+        theirs = TamingVQModel(F16, 1024, 256)
+        ours = create_tokenizer("vqgan_taming_f16_1024")
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == 72_141_699
+    ours.load_state_dict(taming_state_dict(theirs.state_dict()), strict=True, assign=True)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_codes_and_reconstructions_equal_tamings(name):
-    config, n_embed, embed_dim, size = CASES[name]
+    config, n_embed, embed_dim, size, overrides = CASES[name]
     torch.manual_seed(0)
     theirs = TamingVQModel(config, n_embed, embed_dim).eval()
     with torch.no_grad():  # taming initialises the codebook in (-1/K, 1/K): spread it so codes vary
         theirs.quantize.embedding.weight.normal_()
-    ours = create_tokenizer(name).eval()
+    ours = create_tokenizer(name, **overrides).eval()
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     ours.load_state_dict(taming_state_dict(theirs.state_dict()), strict=True)
 
@@ -83,7 +96,7 @@ def test_the_key_map_accounts_for_every_key():
 def test_bench_run_evaluates_an_official_lightning_checkpoint(compose_run, tmp_path):
     """A taming-format Lightning file (``state_dict`` with the loss module's entries, as released)
     loads through the key map and is evaluated; a file that does not fit is one line."""
-    config, n_embed, embed_dim, _ = CASES["vqgan_taming_tiny"]
+    config, n_embed, embed_dim, _, _ = CASES["vqgan_taming_tiny"]
     torch.manual_seed(0)
     theirs = TamingVQModel(config, n_embed, embed_dim)
     state = {**theirs.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(8, 3, 4, 4)}
@@ -93,7 +106,7 @@ def test_bench_run_evaluates_an_official_lightning_checkpoint(compose_run, tmp_p
                                  f"tokenizer.checkpoint={path}", *TINY))  # fmt: skip
     record = json.loads(record.read_text())
     assert record["train"] == {"steps": 0, "source": "checkpoint"} and record["rate"]["token_grid"] == [8, 8]
-    assert record["checkpoint_sha256"] == file_sha256(path)
+    assert record["checkpoint_sha256"] == sha256_of(path)
 
     model = create_tokenizer("vqgan_taming_tiny")
     state["quantize.embedding.weight"] = torch.zeros(n_embed + 1, embed_dim)

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from bench.leaderboard import write_leaderboard
-from bench.records import file_sha256
 from bench.run import run_one
+from implementations.checkpoints import sha256_of
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,4 +177,4 @@ def test_a_checkpoint_counts_by_its_content_not_its_path(compose_run, tmp_path):
     other = run_one(compose_run("tokenizer=vqvae_tiny_vq_d4", *TINY, "seed=1"))  # other weights, written over the same path
     moved.write_bytes((other.parent.parent / "checkpoints" / other.name.replace(".json", ".pt")).read_bytes())
     replaced = run_one(compose_run(*evaluate, f"tokenizer.checkpoint={moved}"))
-    assert replaced != record and json.loads(replaced.read_text())["checkpoint_sha256"] == file_sha256(moved)
+    assert replaced != record and json.loads(replaced.read_text())["checkpoint_sha256"] == sha256_of(moved)

@@ -10,14 +10,19 @@ import torch
 from implementations import Tokenizer, create_tokenizer, list_tokenizers, tokenizer_entry
 
 
+FULL_SIZE = 5_000_000  # parameters: built on the meta device only; their numerics are the parity tests' (reduced width)
+
+
 @pytest.mark.parametrize("name", list_tokenizers())
 def test_protocol(name):
+    shape = tokenizer_entry(name).input_shape
+    with torch.device("meta"):
+        full = create_tokenizer(name)
+    assert isinstance(full, Tokenizer) and len(full.token_grid(shape)) == len(shape) - 1
+    if sum(p.numel() for p in full.parameters()) > FULL_SIZE:
+        return  # the forward pass of a full-size model is its parity test's, at reduced width
     torch.manual_seed(0)
     model = create_tokenizer(name)
-    assert isinstance(model, Tokenizer)
-    shape = tokenizer_entry(name).input_shape
-    if sum(p.numel() for p in model.parameters()) > 5_000_000:  # full-size models: a smaller input keeps CI fast
-        shape = shape[:1] + tuple(min(size, 64) for size in shape[1:])
     x = torch.rand(2, *shape) * 2 - 1
 
     out = model(x)
@@ -31,8 +36,7 @@ def test_protocol(name):
 
     model.eval()
     codes = model.encode(x)
-    # equal up to float rounding: forward adds the straight-through residual, decode looks codes up
-    torch.testing.assert_close(model.decode(codes), model(x).recon, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model.decode(codes), model(x).recon)
     assert model.bits_per_token == pytest.approx(model.num_codebooks * math.log2(model.codebook_size))
 
 
