@@ -11,6 +11,10 @@
 Logits come from one linear layer ``dim -> groups * codebook_size``. In training a Gumbel sample is
 drawn; in eval the codes are the argmax of the logits (no noise) and the output is the codebook rows.
 Here the ``N x K`` (soft) one-hot is the method itself.
+
+With ``one_hot=True`` the quantizer has no parameters: ``z`` are the logits themselves and the output is
+the (relaxed) one-hot, as in DALL-E's dVAE, whose encoder ends in the 1x1 convolution to the logits and
+whose decoder begins with a 1x1 convolution over the one-hot (that convolution is the codebook).
 """
 
 from __future__ import annotations
@@ -60,8 +64,11 @@ class GumbelQuantizer(Quantizer):
             ``straight_through``); ``False`` gives DALL-E's soft relaxation.
         kl_weight: weight of ``KL(softmax(logits) || uniform)`` averaged over tokens and groups
             (DALL-E; 0 disables it).
+        one_hot: ``z`` are the logits, ``(..., groups * codebook_size)`` (so ``dim`` must be that), and
+            ``quantized`` is the (relaxed) one-hot of the same shape: no logits layer, codebook or
+            output projection (DALL-E).
 
-    Codes ``(..., groups)``; ``codes_to_embeddings`` concatenates the groups' codes.
+    Codes ``(..., groups)``; ``codes_to_embeddings`` concatenates the groups' codes (one-hots).
     """
 
     def __init__(
@@ -73,8 +80,13 @@ class GumbelQuantizer(Quantizer):
         temperature: float = 1.0,
         hard: bool = True,
         kl_weight: float = 0.0,
+        one_hot: bool = False,
     ):
         super().__init__()
+        if one_hot:
+            if dim != groups * codebook_size:
+                raise ValueError(f"one_hot: dim {dim} must be groups * codebook_size = {groups * codebook_size} (z are the logits)")
+            codebook_dim = codebook_size
         if codebook_dim is None:
             if dim % groups:
                 raise ValueError(f"dim {dim} is not divisible by groups {groups}; pass codebook_dim")
@@ -87,14 +99,16 @@ class GumbelQuantizer(Quantizer):
         self.temperature = temperature
         self.hard = hard
         self.kl_weight = kl_weight
+        self.one_hot = one_hot
 
-        self.to_logits = nn.Linear(dim, groups * codebook_size)
-        self.codebook = nn.Parameter(torch.randn(groups, codebook_size, codebook_dim))
+        if not one_hot:
+            self.to_logits = nn.Linear(dim, groups * codebook_size)
+            self.codebook = nn.Parameter(torch.randn(groups, codebook_size, codebook_dim))
         self.out_proj = nn.Linear(groups * codebook_dim, dim) if groups * codebook_dim != dim else nn.Identity()
 
     def logits(self, z: Tensor) -> Tensor:
         """``(..., dim)`` -> ``(..., groups, codebook_size)``."""
-        return self.to_logits(z).unflatten(-1, (self.groups, self.codebook_size))
+        return (z if self.one_hot else self.to_logits(z)).unflatten(-1, (self.groups, self.codebook_size))
 
     def relaxed_one_hot(self, logits: Tensor) -> tuple[Tensor, Tensor]:
         """Gumbel-softmax sample at ``self.temperature``: weights ``(..., G, K)`` and codes ``(..., G)``.
@@ -111,6 +125,8 @@ class GumbelQuantizer(Quantizer):
 
     def _lookup(self, codes: Tensor) -> Tensor:
         """codes ``(..., G)`` -> concatenated code vectors ``(..., G * codebook_dim)``."""
+        if self.one_hot:
+            return F.one_hot(codes, self.codebook_size).float().flatten(-2)
         offsets = torch.arange(self.groups, device=codes.device) * self.codebook_size
         rows = F.embedding(codes + offsets, self.codebook.reshape(-1, self.codebook_dim))
         return rows.flatten(-2)
@@ -119,7 +135,7 @@ class GumbelQuantizer(Quantizer):
         logits = self.logits(z)
         if self.training:
             weights, codes = self.relaxed_one_hot(logits)
-            mixed = torch.einsum("...gk,gkd->...gd", weights, self.codebook).flatten(-2)
+            mixed = weights.flatten(-2) if self.one_hot else torch.einsum("...gk,gkd->...gd", weights, self.codebook).flatten(-2)
         else:
             codes = logits.argmax(dim=-1)
             mixed = self._lookup(codes)

@@ -165,6 +165,25 @@ def test_gumbel_eval_codes_are_argmax_and_groups_shape():
     torch.testing.assert_close(q(z).quantized, out.quantized)  # no noise at eval
 
 
+def test_gumbel_one_hot_mode_takes_logits_and_gives_the_one_hot():
+    """DALL-E's arrangement: no parameters; z are the logits, the output the (relaxed) one-hot."""
+    torch.manual_seed(8)
+    q = GumbelQuantizer(2 * 6, 6, groups=2, one_hot=True, hard=False, kl_weight=1.0)
+    assert sum(p.numel() for p in q.parameters()) == 0
+    z = torch.randn(5, 3, 12, requires_grad=True)
+    out = q.eval()(z)
+    assert torch.equal(out.codes, z.view(5, 3, 2, 6).argmax(-1))
+    assert torch.equal(out.quantized, torch.nn.functional.one_hot(out.codes, 6).float().flatten(-2))
+    assert torch.equal(q.codes_to_embeddings(out.codes), out.quantized)
+    soft = q.train()(z)
+    assert soft.quantized.shape == (5, 3, 12) and (soft.quantized > 0).all()
+    torch.testing.assert_close(soft.quantized.view(5, 3, 2, 6).sum(-1), torch.ones(5, 3, 2))
+    (soft.quantized.square().sum() + soft.loss).backward()
+    assert z.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="groups \\* codebook_size"):
+        GumbelQuantizer(8, 6, one_hot=True)
+
+
 def test_gumbel_kl_to_uniform_prior():
     q = GumbelQuantizer(4, 8, kl_weight=2.0).train()
     with torch.no_grad():
