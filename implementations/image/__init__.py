@@ -1,3 +1,3 @@
 """Image tokenizers (one file per family)."""
 
-from . import llamagen, maskgit, vqgan, vqvae  # noqa: F401  (registers the factories)
+from . import dalle, llamagen, maskgit, vqgan, vqvae  # noqa: F401  (registers the factories)
