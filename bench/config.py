@@ -25,11 +25,12 @@ class DatasetConfig:
     kind: str = "builtin_photos"  # builtin_photos | image_folder | celeba
     root: Optional[str] = None  # folder holding the split folders (image_folder)
     resolution: int = 32
-    preprocessing: str = "resize_center_crop"  # resize_center_crop | adm_center_crop | none
+    preprocessing: str = "resize_center_crop"  # adm_center_crop | resize_center_crop | smallest_side_bilinear | none (bench/data/transforms.py)
     center_crop: Optional[int] = None  # crop a square of this size from the middle first (CelebA: 140)
     train_split: str = "train"
     eval_split: str = "test"
     max_items: Optional[int] = None  # a fixed subset of each split (e.g. 5000)
+    max_skipped: float = 0.001  # fraction of unreadable files an evaluation tolerates (skipped, counted, named)
 
 
 @dataclass
@@ -40,7 +41,7 @@ class TrainConfig:
     batch_size: Optional[int] = None  # None: the recipe's (global batch, split over DDP ranks)
     checkpoint_every: int = 200
     log_every: int = 10  # steps between rows of the training log (CSV beside the checkpoint)
-    num_workers: int = 0
+    num_workers: Optional[int] = None  # None: from the CPUs this process may use (bench.data.default_workers)
 
 
 @dataclass
@@ -134,7 +135,8 @@ class EvalConfig:
     usage_queue: int = 65536  # codes in the recent-usage queue (visual-tokenizer-pytorch's definition)
     fid_weights: Optional[str] = None  # Inception weights file; default: torch-fidelity's cache path
     samples: int = 8  # reconstructions kept for the leaderboard's grid
-    num_workers: int = 0
+    precision: str = "fp32"  # the tokenizer's forward: fp32 | bf16 | fp16 (autocast); metrics stay in their own precision
+    num_workers: Optional[int] = None  # None: from the CPUs this process may use (bench.data.default_workers)
 
 
 @dataclass

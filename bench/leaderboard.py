@@ -267,6 +267,16 @@ def reproducibility_note(rows: list[Row]) -> str:
     return text
 
 
+def data_line(rows: list[Row]) -> str:
+    """What the preprocessing did and which files were unreadable, where it happened (most per record)."""
+    counts = {key: max(r.get("data", {}).get(key, 0) for row in rows for r in row.records) for key in ("skipped", "upsampled", "padded")}
+    parts = [f"{count} {what}" for what, count in counts.items() if count]
+    if not parts:
+        return ""
+    named = next((r["data"]["skipped_files"][:3] for row in rows for r in row.records if r.get("data", {}).get("skipped_files")), [])
+    return f" ({', '.join(parts)} images{': ' + ', '.join(f'`{name}`' for name in named) if named else ''})"
+
+
 def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, str], suite_config: dict[str, Any]) -> str:
     """The markdown page of one suite; ``figures`` maps a caption to a PNG path relative to the page."""
     lines = [HEADER, f"# Leaderboard: {suite}", "", suite_config.get("description", ""), ""]
@@ -277,7 +287,7 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             _markdown(results_table(shown)),
             "",
             f"Measured on split `{protocol['split']}`: {first['num_items']} items of shape {tuple(protocol['input_shape'])}, "
-            f"preprocessing `{protocol['preprocessing']}`. Rate = tokens x codebooks x log2(codebook size) per pixel (bpp) "
+            f"preprocessing `{protocol['preprocessing']}`{data_line(shown)}. Rate = tokens x codebooks x log2(codebook size) per pixel (bpp) "
             "or per second (kbps). Provenance: published (`leaderboards/records/`) or local (`results/`) records, "
             "training steps, protocol hash (the config hash without the seed) @ commit; each seed's record is "
             "`<tokenizer>-<config hash>.json`.",

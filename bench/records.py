@@ -26,7 +26,7 @@ from .files import atomic_write_bytes
 # tokenizer, seed) is hashed: two runs with the same hash measure the same thing.
 NOT_MEASURED = (
     "output_dir", "leaderboard_dir", "redo", "reevaluate", "device", "eval_shards", "eval_shard",
-    "suite.description", "suite.tokenizers", "suite.seeds", "suite.references",
+    "suite.description", "suite.tokenizers", "suite.seeds", "suite.references", "suite.dataset.max_skipped",
     "suite.train.checkpoint_every", "suite.train.num_workers",
     "suite.eval.batch_size", "suite.eval.num_workers", "suite.eval.samples",
 )  # fmt: skip
@@ -52,6 +52,7 @@ class RunRecord:
     wall_time_s: float
     hardware: dict[str, Any]
     config: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)  # items evaluated, skipped (first files named), upsampled, padded
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -83,7 +84,7 @@ def protocol_hash(config: dict[str, Any]) -> str:
 
 
 def make_record(
-    *, config: dict[str, Any], hash_: str, model, item_shape: tuple[int, ...], num_items: int, metrics: dict[str, Any],
+    *, config: dict[str, Any], hash_: str, model, item_shape: tuple[int, ...], num_items: int, data: dict[str, Any], metrics: dict[str, Any],
     metric_protocols: dict[str, str], unavailable: dict[str, str], checkpoint_sha256: str, train: dict[str, Any],
     wall_time_s: float, device: torch.device,
 ) -> RunRecord:  # fmt: skip
@@ -109,6 +110,8 @@ def make_record(
             "input_shape": list(item_shape),
             "preprocessing": dataset["preprocessing"],
             "center_crop": dataset["center_crop"],
+            "max_items": dataset["max_items"],
+            "precision": suite["eval"]["precision"],
             "metrics": metric_protocols,
             "eval_shards": config["eval_shards"],
             "threads": suite["threads"],
@@ -120,6 +123,7 @@ def make_record(
         wall_time_s=wall_time_s,
         hardware=hardware(device),
         config=config,
+        data=data,
     )
 
 

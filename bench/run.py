@@ -32,7 +32,8 @@ from implementations.checkpoints import (
 
 from . import checkpoints, distributed
 from .config import register_configs, validate
-from .data import build_dataset
+from .data import build_dataset, default_workers
+from .data.items import DataAccount, first_readable
 from .errors import BenchError
 from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .leaderboard import write_leaderboard
@@ -140,6 +141,14 @@ def obtain_weights(model, cfg, hash_: str, given: Path | None, device: torch.dev
     return result.model, weights_path, {**summary, "wall_time_s": result.wall_time_s}
 
 
+def pass_options(cfg, device: torch.device) -> dict[str, Any]:
+    """The evaluation pass's settings from the suite."""
+    suite = cfg.suite
+    workers = default_workers() if suite.eval.num_workers is None else suite.eval.num_workers
+    return dict(batch_size=suite.eval.batch_size, device=device, num_workers=workers, max_skipped=suite.dataset.max_skipped,
+                precision=suite.eval.precision)  # fmt: skip
+
+
 def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: torch.device, stop: StopSignals) -> dict[str, Any] | None:
     """Evaluate this task's shards (``cfg.eval_shard``, or all of them) into ``folder/shard-K.pt``; once every
     shard file is there, merge them in order and return the values (None while shards are missing).
@@ -147,12 +156,11 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
     With ``eval_shards=1`` nothing is saved: under torch.distributed rank r evaluates the r-th part
     and ``compute`` merges the ranks' states in rank order.
     """
-    eval_cfg = cfg.suite.eval
     if cfg.eval_shards == 1:
         metrics = make_metrics()
         state_path = folder / f"rank-{distributed.rank()}-of-{distributed.world_size()}.partial.pt"
-        evaluate(model, dataset, metrics, batch_size=eval_cfg.batch_size, device=device, num_workers=eval_cfg.num_workers,
-                 shard=distributed.rank(), num_shards=distributed.world_size(), state_path=state_path, stop=stop)  # fmt: skip
+        evaluate(model, dataset, metrics, **pass_options(cfg, device), shard=distributed.rank(), num_shards=distributed.world_size(),
+                 state_path=state_path, stop=stop)  # fmt: skip
         return compute_all(metrics)
     if distributed.is_active():
         raise BenchError(f"eval_shards={cfg.eval_shards} with {distributed.world_size()} processes: shard with one or the other")
@@ -161,8 +169,8 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
         if paths[k].exists():
             continue
         metrics = make_metrics()
-        evaluate(model, dataset, metrics, batch_size=eval_cfg.batch_size, device=device, num_workers=eval_cfg.num_workers,
-                 shard=k, num_shards=cfg.eval_shards, state_path=paths[k].with_suffix(".partial.pt"), stop=stop)  # fmt: skip
+        evaluate(model, dataset, metrics, **pass_options(cfg, device), shard=k, num_shards=cfg.eval_shards,
+                 state_path=paths[k].with_suffix(".partial.pt"), stop=stop)  # fmt: skip
         checkpoints.save(metric_states(metrics), paths[k])
         log.info("%s: wrote shard %d of %d: %s", cfg.tokenizer.id, k, cfg.eval_shards, paths[k])
     missing = [k for k, path in enumerate(paths) if not path.exists()]
@@ -231,7 +239,7 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     distributed.barrier()  # no rank reads what the writer is removing
     model = build_tokenizer(tok)
     dataset = build_dataset(suite.dataset, suite.dataset.eval_split)
-    item_shape = tuple(dataset[0].shape)
+    item_shape = tuple(first_readable(dataset, range(len(dataset)))[1].shape)
     try:
         model.token_grid(item_shape)
     except ValueError as error:
@@ -239,13 +247,14 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     model, weights_path, train_summary = obtain_weights(model, cfg, hash_, given, device, stop)
 
     def make_metrics():
-        return build_metrics(
+        available, unavailable = build_metrics(
             list(suite.eval.metrics),
             codebook_size=model.codebook_size,
             num_codebooks=model.num_codebooks,
             usage_queue=suite.eval.usage_queue,
             fid_weights=suite.eval.fid_weights,
         )
+        return {**available, "data": DataAccount()}, unavailable
 
     metrics, unavailable = make_metrics()
     for name, reason in unavailable.items():
@@ -258,14 +267,16 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     samples_path = Path(cfg.output_dir) / suite.name / "samples" / f"{tok.id}-{hash_}.npz"
     save_samples(model, dataset, samples_path, count=suite.eval.samples, device=device)
 
+    data = data_report(values.pop("data"), dataset)
     record = make_record(
         config=config,
         hash_=hash_,
         model=model,
         item_shape=item_shape,
-        num_items=len(dataset),
+        num_items=data["evaluated"],
+        data=data,
         metrics=flatten_metrics(values),
-        metric_protocols={name: metric.protocol for name, metric in metrics.items()},
+        metric_protocols={name: metric.protocol for name, metric in metrics.items() if name != "data"},
         unavailable=unavailable,
         checkpoint_sha256=given_sha256 or sha256_of(weights_path),
         train=train_summary,
@@ -275,6 +286,12 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     write_record(record, path)
     log.info("%s: wrote %s", tok.id, path)
     return path
+
+
+def data_report(counts: dict[str, int], dataset, examples: int = 10) -> dict[str, Any]:
+    """What the evaluation read (`DataAccount`'s counts), naming the first skipped files."""
+    skipped = counts.pop("skipped_indices")
+    return {**counts, "listed": len(dataset), "skipped_files": [dataset.source(i) for i in skipped[:examples]]}
 
 
 def compose_for(tokenizer: str | None, seed: int | None) -> DictConfig:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from .data.items import tensor_of
 from .files import atomic_write_bytes
 
 
@@ -24,8 +25,12 @@ def to_uint8_images(x: Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def save_samples(model: nn.Module, dataset: Dataset, path: Path, *, count: int, device: torch.device) -> None:
-    indices = np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int)
-    originals = torch.stack([dataset[int(i)] for i in indices]).to(device)
+    picked = np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int)
+    readable = [(int(i), x) for i in picked if (x := tensor_of(dataset[int(i)])) is not None]
+    if not readable:
+        return
+    indices = np.array([i for i, _ in readable])
+    originals = torch.stack([x for _, x in readable]).to(device)
     if originals.ndim != 4:  # only image suites get a grid
         return
     reconstructions = model.decode(model.encode(originals))

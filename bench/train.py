@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -34,10 +35,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import checkpoints, distributed
+from .data import default_workers
+from .data.items import collate
 from .errors import BenchError
 from .objective import Objective
 from .preemption import StopSignals
 from .progress import progress
+
+logger = logging.getLogger("bench.train")
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -63,7 +68,7 @@ class Budget:
             batch_size=recipe.batch_size if suite_train.batch_size is None else suite_train.batch_size,
             checkpoint_every=suite_train.checkpoint_every,
             log_every=suite_train.log_every,
-            num_workers=suite_train.num_workers,
+            num_workers=default_workers() if suite_train.num_workers is None else suite_train.num_workers,
         )
 
 
@@ -236,11 +241,16 @@ def train(
     log = TrainLog(state_path.with_suffix(".log.csv"), start)
     last_layer = model.last_layer_weight() if recipe.adversarial.adaptive_weight and discriminator is not None else None
     micro = recipe.grad_accumulation
-    loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), budget.batch_size, seed, start, budget.steps), num_workers=budget.num_workers)
+    loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), budget.batch_size, seed, start, budget.steps),
+                        num_workers=budget.num_workers, collate_fn=collate)  # fmt: skip
     began = time.perf_counter()
     bar = progress(loader, total=budget.steps, initial=start, desc="train", unit="step")
-    for step, batch in enumerate(bar, start=start):
-        batch = batch.to(device, non_blocking=True)
+    for step, data in enumerate(bar, start=start):
+        for item in data.skipped:  # the batch goes on without it
+            logger.warning("step %d: skipped unreadable %s", step, item)
+        if data.x is None:
+            raise BenchError(f"step {step}: no item of the batch is readable ({data.skipped[0]}, ...)")
+        batch = data.x.to(device, non_blocking=True)
         chunks = batch.chunk(micro) if micro > 1 else (batch,)
         if len(chunks) != micro:
             raise BenchError(f"a batch of {len(batch)} does not split into grad_accumulation={micro} micro-batches")

@@ -6,6 +6,7 @@ picks the loader named by ``cfg.kind``.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from torch.utils.data import Dataset
@@ -20,6 +21,12 @@ _DATASETS: dict[str, Callable[..., Dataset]] = {
     "celeba": celeba,
     "image_folder": image_folder,
 }
+
+
+def default_workers() -> int:
+    """DataLoader workers when a suite sets none: one per CPU this process may use, one left for the
+    main process, at most 8."""
+    return max(0, min(8, len(os.sched_getaffinity(0)) - 1))
 
 
 def build_dataset(cfg, split: str) -> Dataset:

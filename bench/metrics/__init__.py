@@ -18,6 +18,7 @@ class MetricUnavailable(RuntimeError):
     """A metric cannot be built here (e.g. its network weights are not on disk)."""
 
 
+from bench.data.items import DataAccount
 from bench.metrics.codebook import CodebookUsage
 from bench.metrics.fid import FID
 from bench.metrics.lpips import LPIPS
@@ -56,8 +57,10 @@ def build_metrics(
 
 def update_all(metrics: dict[str, Metric], real: Tensor, fake: Tensor, codes: Tensor | None = None) -> None:
     """Feed a batch to every metric: ``codes`` ``(..., num_codebooks)`` to ``CodebookUsage``,
-    ``real`` and ``fake`` (floats in [-1, 1]) to the others."""
+    ``real`` and ``fake`` (floats in [-1, 1]) to the others (the evaluation pass feeds `DataAccount`)."""
     for metric in metrics.values():
+        if isinstance(metric, DataAccount):
+            continue
         if isinstance(metric, CodebookUsage):
             if codes is not None:
                 metric.update(codes)

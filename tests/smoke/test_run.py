@@ -137,7 +137,7 @@ def test_bad_images_are_one_clear_error(tmp_path):
 
     (test_split / "wide.png").write_bytes(b"not a png at all")
     err = one_line_error(tmp_path, *common)
-    assert "cannot read image" in err and "wide.png" in err
+    assert "no readable item" in err and "wide.png (UnidentifiedImageError" in err
 
     Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(test_split / "wide.png")
     err = one_line_error(tmp_path, *common, "suite.dataset.resolution=30")

@@ -75,3 +75,98 @@ def test_missing_root_and_unknown_kind_are_clear():
         build_dataset(dataset_cfg(), "val")
     with pytest.raises(BenchError, match="unknown dataset kind"):
         build_dataset(dataset_cfg(kind="imagenet_tar"), "val")
+
+
+# Pixel formats: each converted as scikit-image / PIL read the same file (real photographs re-encoded).
+
+
+def _read_back(path):
+    from bench.data.images import read_rgb
+
+    return np.asarray(read_rgb(path))
+
+
+def test_16_bit_grayscale_keeps_its_high_byte_as_skimage_does(tmp_path):
+    from skimage.io import imread
+    from skimage.util import img_as_ubyte
+
+    camera16 = skimage_data.camera().astype(np.uint16) * 257 + 128  # full 16-bit range, real content
+    Image.fromarray(camera16).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode.startswith("I")
+    ours = _read_back(tmp_path / "gray16.png")
+    expected = img_as_ubyte(imread(tmp_path / "gray16.png"))
+    assert ours.shape == (*camera16.shape, 3) and np.array_equal(ours[..., 0], expected) and np.array_equal(ours[..., 2], expected)
+    assert 0 < ours.mean() < 250  # PIL's convert("RGB") alone makes it white
+
+
+def test_16_bit_rgb_palette_alpha_cmyk_and_grayscale(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from skimage.io import imread
+    from skimage.util import img_as_ubyte
+
+    photo = skimage_data.astronaut()[::4, ::4]
+    cv2.imwrite(str(tmp_path / "rgb16.png"), (photo.astype(np.uint16) * 257)[..., ::-1])  # 48-bit PNG
+    assert np.array_equal(_read_back(tmp_path / "rgb16.png"), img_as_ubyte(imread(tmp_path / "rgb16.png")))
+
+    palette = Image.fromarray(photo).quantize(64)
+    palette.save(tmp_path / "palette.png")
+    assert np.array_equal(_read_back(tmp_path / "palette.png"), np.asarray(palette.convert("RGB")))
+
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 90, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    assert np.array_equal(_read_back(tmp_path / "alpha.png"), photo)  # alpha dropped, as the papers' loaders do
+
+    Image.fromarray(photo).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    assert np.abs(_read_back(tmp_path / "cmyk.jpg").astype(int) - photo).mean() < 3
+
+    Image.fromarray(skimage_data.camera()).save(tmp_path / "gray.png")
+    assert np.array_equal(_read_back(tmp_path / "gray.png"), np.repeat(skimage_data.camera()[..., None], 3, axis=2))
+
+
+def test_preprocessing_modes_match_their_references():
+    import torchvision.transforms as T
+    from bench.data.transforms import smallest_side_bilinear
+
+    cv2 = pytest.importorskip("cv2")
+    image = Image.fromarray(skimage_data.coffee())  # 600x400
+    torchvision_way = T.Compose([T.Resize(100, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(100)])(image)
+    assert np.array_equal(np.asarray(resize_center_crop(image, 100)), np.asarray(torchvision_way))
+    # taming: albumentations SmallestMaxSize (cv2 INTER_LINEAR, rounded sides) + CenterCrop
+    for size in (100, 256, 500):  # down, down, up
+        scale = size / 400
+        resized = cv2.resize(skimage_data.coffee(), (round(600 * scale), round(400 * scale)), interpolation=cv2.INTER_LINEAR)
+        top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+        expected = resized[top : top + size, left : left + size].astype(int)
+        ours = np.asarray(smallest_side_bilinear(image, size)).astype(int)
+        assert np.abs(ours - expected).max() <= 1 and np.abs(ours - expected).mean() < 0.3
+
+
+def test_small_images_are_noted(tmp_path):
+    from bench.data.items import Noted
+
+    folder = tmp_path / "val" / "a"
+    folder.mkdir(parents=True)
+    Image.fromarray(skimage_data.astronaut()[:20, :24]).save(folder / "small.png")
+    Image.fromarray(skimage_data.astronaut()[:100, :80]).save(folder / "face.png")
+    dataset = build_dataset(dataset_cfg(root=str(tmp_path), resolution=32, preprocessing="adm_center_crop"), "val")
+    assert isinstance(dataset[1], Noted) and dataset[1].note == "upsampled" and dataset[1].x.shape == (3, 32, 32)
+    assert isinstance(dataset[0], torch.Tensor)
+    cropped = build_dataset(dataset_cfg(root=str(tmp_path), resolution=32, center_crop=90), "val")
+    assert cropped[0].note == "padded"  # 80 wide < 90: black bars, as torchvision's CenterCrop pads
+
+
+def test_unreadable_files_are_skipped_with_the_reason(tmp_path):
+    from bench.data.items import Skipped, collate
+
+    folder = tmp_path / "val" / "a"
+    folder.mkdir(parents=True)
+    Image.fromarray(skimage_data.chelsea()).save(folder / "a_good.jpg")
+    (folder / "b_truncated.jpg").write_bytes((folder / "a_good.jpg").read_bytes()[:3000])
+    (folder / "c_empty.png").write_bytes(b"")
+    dataset = build_dataset(dataset_cfg(root=str(tmp_path)), "val")
+    items = [dataset[i] for i in range(3)]
+    assert [type(item).__name__ for item in items] == ["Tensor", "Skipped", "Skipped"]
+    assert "truncated" in items[1].reason.lower() and items[1].source.endswith("b_truncated.jpg")
+    batch = collate(items)
+    assert batch.x.shape == (1, 3, 64, 64) and [s.index for s in batch.skipped] == [1, 2]
+    assert isinstance(batch.skipped[0], Skipped)
