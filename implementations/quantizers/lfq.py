@@ -4,9 +4,11 @@ Tokenizer is Key to Visual Generation", https://arxiv.org/abs/2310.05737).
 Each of the ``k`` channels of a codebook is quantized to its sign, ``q = s * sign(x)`` (``s`` the
 ``codebook_scale``, ``x == 0`` maps to ``-s``); the implicit codebook is ``{-s, +s}^k`` with
 ``2^k`` codes. A token's code is the integer whose bits are ``x_d > 0`` with the FIRST channel the
-most significant bit (the convention of vector-quantize-pytorch's ``LFQ`` and Open-MAGVIT2). The
-gradient is straight through (identity). With ``num_codebooks = C`` the ``C k`` channels are split
-into ``C`` independent codebooks of ``k`` bits, codes ``(..., C)``.
+most significant bit (``bit_order="msb_first"``, the convention of vector-quantize-pytorch's ``LFQ``
+and of Open-MAGVIT2's first release, June 2024) or the least significant one (``"lsb_first"``:
+Open-MAGVIT2 from its v2 code of September 2024 on, ``2 ** torch.arange(k)``, with which its L
+checkpoints were released). The gradient is straight through (identity). With ``num_codebooks = C``
+the ``C k`` channels are split into ``C`` independent codebooks of ``k`` bits, codes ``(..., C)``.
 
 Loss (MAGVIT-v2 eq. 5, with the weights of vector-quantize-pytorch / Open-MAGVIT2)::
 
@@ -146,6 +148,8 @@ class LookupFreeQuantizer(Quantizer):
             module docstring); ``>= k`` gives the exact full-codebook entropy (at 2^18 about 4x
             the time of the default two 9-bit groups, still without an ``N x 2^k`` tensor).
         track_perplexity: add the batch perplexity of the codes (mean over codebooks) to ``metrics``.
+        bit_order: ``"msb_first"`` (the first channel is the code's most significant bit) or
+            ``"lsb_first"``; the entropies do not depend on it.
 
     Shapes: ``forward(z (..., dim))`` -> quantized ``(..., dim)``, codes ``(..., C)`` int64 in
     ``[0, 2^k)``, scalar loss. ``codes_to_embeddings(codes (..., C)) -> (..., dim)``. When
@@ -164,6 +168,7 @@ class LookupFreeQuantizer(Quantizer):
         inv_temperature: float = 100.0,
         entropy_group_bits: int = 9,
         track_perplexity: bool = True,
+        bit_order: str = "msb_first",
     ):
         super().__init__()
         bits = int(round(math.log2(codebook_size)))
@@ -171,6 +176,8 @@ class LookupFreeQuantizer(Quantizer):
             raise ValueError(f"LFQ codebook_size must be a power of two, got {codebook_size}")
         if bits > 62:
             raise ValueError("LFQ supports at most 62 bits per codebook (int64 codes)")
+        if bit_order not in ("msb_first", "lsb_first"):
+            raise ValueError(f"bit_order must be 'msb_first' or 'lsb_first', got {bit_order!r}")
         self.dim = dim
         self.codebook_size = codebook_size
         self.num_codebooks = num_codebooks
@@ -187,11 +194,12 @@ class LookupFreeQuantizer(Quantizer):
         self.in_proj = nn.Linear(dim, self.codebook_dim) if projected else nn.Identity()
         self.out_proj = nn.Linear(self.codebook_dim, dim) if projected else nn.Identity()
 
-        # codes = bits @ powers; float32 is exact below 2^24, float64 below 2^53
+        # codes = bits @ 2^shifts; float32 is exact below 2^24, float64 below 2^53
+        self.bit_order = bit_order
+        shifts = torch.arange(bits - 1, -1, -1) if bit_order == "msb_first" else torch.arange(bits)  # per channel
         index_dtype = torch.float32 if bits <= 24 else torch.float64
-        powers = 2 ** torch.arange(bits - 1, -1, -1, dtype=torch.int64)
-        self.register_buffer("_powers", powers.to(index_dtype), persistent=False)
-        self.register_buffer("_shifts", torch.arange(bits - 1, -1, -1), persistent=False)
+        self.register_buffer("_powers", (2**shifts).to(index_dtype), persistent=False)
+        self.register_buffer("_shifts", shifts, persistent=False)
 
         # contiguous groups of nearly equal size for the codebook entropy
         num_groups = max(1, math.ceil(bits / max(1, entropy_group_bits)))

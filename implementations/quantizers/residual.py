@@ -14,6 +14,13 @@ surrogate gradients: with straight-through inner quantizers ``d quantized / d z`
 only level 1's commitment term reaches the encoder (``r_l`` for ``l >= 1`` has a zero
 straight-through Jacobian), as in EnCodec's code.
 
+RQ-VAE's gradient path (``partial_sum_commitment=True``, as its official ``RQBottleneck`` runs it):
+level ``l`` quantizes ``r_{l-1} = z - sg[q_1] - ... - sg[q_{l-1}]``, whose Jacobian with respect to
+``z`` is the identity, so level ``l``'s commitment term ``||r_{l-1} - sg[q_l]||^2 = ||z - sg[Q_l]||^2``
+pulls ``z`` towards the partial sum ``Q_l = q_1 + ... + q_l`` (RQ-VAE eq. 7: every level's term reaches
+the encoder), and the output is one straight-through estimator for the whole stack,
+``z + sg[Q_D - z]``.
+
 Loss: the **sum** of the levels' losses (RQ-VAE eq. 7 and EnCodec's commitment loss sum over levels;
 RQ-VAE's released code averages instead).
 """
@@ -42,6 +49,8 @@ class ResidualQuantizer(Quantizer):
         shared_codebook: one inner quantizer (one codebook) for all levels, as RQ-VAE. With an EMA
             codebook each level applies its own EMA step, one after the other.
         quantizer_dropout: SoundStream's quantizer dropout in training.
+        partial_sum_commitment: RQ-VAE's gradient path (module docstring): each level's commitment
+            term pulls ``z`` towards the partial sum of the codes so far.
 
     Codes: ``(..., depth * c)`` where ``c`` is the inner quantizer's ``num_codebooks`` (1 for VQ),
     level-major. In training with quantizer dropout the levels not used are ``-1``;
@@ -56,6 +65,7 @@ class ResidualQuantizer(Quantizer):
         inner: str | Quantizer | Sequence[Quantizer] = "vq",
         shared_codebook: bool = False,
         quantizer_dropout: bool = False,
+        partial_sum_commitment: bool = False,
         **inner_kwargs,
     ):
         super().__init__()
@@ -82,20 +92,23 @@ class ResidualQuantizer(Quantizer):
         self.depth = depth
         self.shared_codebook = shared_codebook
         self.quantizer_dropout = quantizer_dropout
+        self.partial_sum_commitment = partial_sum_commitment
         self.levels = nn.ModuleList(levels)
         self.codebook_size = sizes.pop()
         self.codes_per_level = per_level.pop()
         self.num_codebooks = depth * self.codes_per_level
 
     @classmethod
-    def from_quantizers(cls, quantizers: Quantizer | Sequence[Quantizer], depth: int | None = None, quantizer_dropout: bool = False) -> "ResidualQuantizer":
+    def from_quantizers(cls, quantizers: Quantizer | Sequence[Quantizer], depth: int | None = None, quantizer_dropout: bool = False,
+                        partial_sum_commitment: bool = False) -> "ResidualQuantizer":  # fmt: skip
         """Wrap built quantizers: one shared ``Quantizer`` (then ``depth`` is required) or one per level."""
+        options = dict(quantizer_dropout=quantizer_dropout, partial_sum_commitment=partial_sum_commitment)
         if isinstance(quantizers, Quantizer):
             if depth is None:
                 raise ValueError("depth is required with a shared quantizer")
-            return cls(quantizers.dim, depth, quantizers, quantizer_dropout=quantizer_dropout)
+            return cls(quantizers.dim, depth, quantizers, **options)
         quantizers = list(quantizers)
-        return cls(quantizers[0].dim, len(quantizers), quantizers, quantizer_dropout=quantizer_dropout)
+        return cls(quantizers[0].dim, len(quantizers), quantizers, **options)
 
     def level(self, index: int) -> Quantizer:
         """The quantizer of level ``index`` (the same module at every level when shared)."""
@@ -119,8 +132,9 @@ class ResidualQuantizer(Quantizer):
         codes, metrics, perplexities = [], {}, []
         for index in range(used):
             out = self.level(index)(residual)
-            residual = residual - out.quantized
-            quantized = quantized + out.quantized
+            level_quantized = out.quantized.detach() if self.partial_sum_commitment else out.quantized
+            residual = residual - level_quantized
+            quantized = quantized + level_quantized
             loss = loss + out.loss
             codes.append(out.codes)
             metrics[f"loss_{index}"] = out.loss.detach()
@@ -128,6 +142,8 @@ class ResidualQuantizer(Quantizer):
             if "perplexity" in out.metrics:
                 metrics[f"perplexity_{index}"] = out.metrics["perplexity"]
                 perplexities.append(out.metrics["perplexity"])
+        if self.partial_sum_commitment:
+            quantized = z + (quantized - z).detach()
         codes = torch.cat(codes, dim=-1)
         if dropout and used < self.depth:
             pad = codes.new_full((*codes.shape[:-1], (self.depth - used) * self.codes_per_level), -1)

@@ -111,6 +111,20 @@ def test_lfq_codes_to_embeddings_and_projection():
     assert torch.equal(o.quantized, torch.where(x > 0, 1.0, -1.0))
 
 
+def test_lfq_lsb_first_codes_are_the_bit_reversed_msb_codes():
+    """Open-MAGVIT2's order since its v2 code: code = sum_d [x_d > 0] 2^d (first channel least significant)."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3 * 6)
+    msb = LookupFreeQuantizer(18, 2**6, num_codebooks=3).eval()
+    lsb = LookupFreeQuantizer(18, 2**6, num_codebooks=3, bit_order="lsb_first").eval()
+    out = lsb(x)
+    expected = ((x.view(64, 3, 6) > 0).long() * 2 ** torch.arange(6)).sum(-1)
+    assert torch.equal(out.codes, expected) and not torch.equal(out.codes, msb(x).codes)
+    assert torch.equal(out.quantized, msb(x).quantized) and torch.equal(lsb.codes_to_embeddings(out.codes), out.quantized)
+    with pytest.raises(ValueError, match="bit_order"):
+        LookupFreeQuantizer(6, 2**6, bit_order="big")
+
+
 def test_lfq_straight_through_gradient_is_identity():
     q = LookupFreeQuantizer(8, 2**8, entropy_weight=0.0, commitment_weight=0.0).train()
     z = torch.randn(5, 8, requires_grad=True)

@@ -68,6 +68,26 @@ def test_residual_straight_through_gradient_is_identity_and_loss_is_sum():
     torch.testing.assert_close(out.loss, sum(out.metrics[f"loss_{i}"] for i in range(3)))
 
 
+def test_partial_sum_commitment_pulls_z_towards_every_partial_sum():
+    """RQ-VAE's gradient path: the same codes, quantized value and loss value as the default, one
+    straight-through estimator for the stack, and d loss / d z = sum_l 2 beta (z - Q_l) / numel."""
+    torch.manual_seed(2)
+    z = torch.randn(5, 4, requires_grad=True)
+    plain = ResidualQuantizer(4, 3, codebook_size=16, shared_codebook=True)
+    data_codebooks(plain, z.detach())
+    rq = ResidualQuantizer.from_quantizers(plain.level(0), depth=3, partial_sum_commitment=True)
+    ours, reference = rq(z), plain(z)
+    assert torch.equal(ours.codes, reference.codes)
+    torch.testing.assert_close(ours.quantized, reference.quantized, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours.loss, reference.loss)
+    jac = torch.autograd.functional.jacobian(lambda x: rq(x).quantized, z).reshape(20, 20)
+    torch.testing.assert_close(jac, torch.eye(20))
+    (grad,) = torch.autograd.grad(ours.loss, z)
+    partial_sums = rq.codes_to_embeddings(ours.codes[:, :1]), rq.codes_to_embeddings(ours.codes[:, :2]), ours.quantized.detach()
+    expected = sum(2 * 0.25 * (z.detach() - q) / z.numel() for q in partial_sums)  # beta 0.25 (the codebook terms do not reach z)
+    torch.testing.assert_close(grad, expected)
+
+
 def test_shared_codebook_has_one_codebook():
     rq = ResidualQuantizer(8, 4, codebook_size=32, shared_codebook=True)
     assert len(rq.levels) == 1
