@@ -1,4 +1,4 @@
 """Image tokenizers (one file per family)."""
 
 from . import dalle, llamagen, maskgit, vqgan, vqvae  # noqa: F401  (registers the factories)
-from . import rqvae  # noqa: F401
+from . import open_magvit2, rqvae  # noqa: F401

@@ -1,0 +1,117 @@
+"""Open-MAGVIT2's tokenizer against golden outputs of its official code (TencentARC/SEED-Voken is not on
+PyPI), at reduced width: identical codes, reconstructions within 1e-5, the LFQ's training terms.
+
+How ``golden/open_magvit2_tiny.safetensors`` was made (TencentARC/SEED-Voken at
+b9a17eac8e2c0779c12a5429b0bfd6c502788484, whose model files equal TencentARC/Open-MAGVIT2 at 3c58097:
+``src/Open_MAGVIT2/models/lfqgan.py``, ``src/Open_MAGVIT2/modules/{diffusionmodules/improved_model,
+vqvae/lookup_free_quantize,ema,scheduler/lr_scheduler}.py`` copied into a scratch folder, with stubs for
+what ``lfqgan.py`` imports besides: ``lightning.LightningModule = torch.nn.Module``, ``main.py`` holding
+the official ``instantiate_from_config`` / ``get_obj_from_str`` only, and ``stub_loss.StubLoss`` (an
+``nn.Module`` whose ``discriminator`` is ``nn.Conv2d(3, 1, 1)``, so that the file holds ``loss.*`` entries
+and their EMA as a released checkpoint does); torch 2.14.1, CPU)::
+
+    torch.manual_seed(0)
+    ddconfig = dict(double_z=False, z_channels=18, resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=[2, 1], num_res_blocks=1)
+    model = VQModel(ddconfig=ddconfig, lossconfig={"target": "stub_loss.StubLoss"}, n_embed=2**18, embed_dim=18,
+                    sample_minimization_weight=1.0, batch_maximization_weight=1.0, use_ema=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # the raw weights
+        for name, b in model.model_ema.named_buffers():
+            if name not in ("decay", "num_updates"):
+                b.add_(torch.randn_like(b) * 0.05)  # the EMA weights: other values, non-trivial norms and biases
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())  # float16-exact values: the file stores them as float16
+    model.eval()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    # the checkpoint's state_dict without the raw encoder/decoder weights (the test puts zeros there)
+    state = {f"model.{k}": (v.half() if v.is_floating_point() else v).clone() for k, v in model.state_dict().items()
+             if not k.startswith(("encoder.", "decoder."))}
+    with torch.no_grad(), model.ema_scope():  # as evaluation_image.py runs the released models
+        quantized, _, codes, _ = model.encode(x)
+        reconstruction = model.decode(quantized)
+        latent = model.encoder(x)
+        model.quantize.train()
+        _, breakdown = model.quantize(latent, return_loss_breakdown=True)
+    save_file({**state, "input": x, "codes": codes.view(2, 8, 8), "reconstruction": reconstruction,
+               "train.per_sample_entropy": breakdown.per_sample_entropy, "train.codebook_entropy": breakdown.codebook_entropy,
+               "train.commitment": breakdown.commitment}, path)
+
+The raw weights are left out to keep the file under 1 MB; the test puts zeros in their place, so the
+codes and reconstruction only match if the key map takes the EMA weights. Measured: 0 of 128 codes
+differ (128 distinct), reconstructions within 4e-6 (values up to 3.3).
+
+Full-size parameter counts from the same code and ``configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{256,128}_L.yaml``
+(encoder + decoder; the LFQ has none): 115,127,829 and 112,021,653.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.checkpoints import load_weights
+from bench.errors import BenchError
+from implementations import create_tokenizer, tokenizer_entry
+from implementations.image.open_magvit2 import open_magvit2_state_dict
+
+GOLDEN = Path(__file__).parent / "golden" / "open_magvit2_tiny.safetensors"
+TINY = dict(ch=32, ch_mult=(2, 1), num_res_blocks=1)
+
+
+def checkpoint(golden: dict, model) -> dict:
+    """The golden state dict with zeros for the raw (non-EMA) weights, under the official names."""
+    state = {key.removeprefix("model."): value.float() if value.is_floating_point() else value for key, value in golden.items() if key.startswith("model.")}
+    return {**{key: torch.zeros_like(value) for key, value in model.state_dict().items()}, **state}
+
+
+def test_codes_and_reconstruction_equal_the_official_code():
+    golden = load_file(GOLDEN)
+    ours = create_tokenizer("open_magvit2_256", **TINY).eval()
+    state = checkpoint(golden, ours)
+    assert {"loss.discriminator.weight", "model_ema.lossdiscriminatorweight", "model_ema.num_updates"} <= set(state)  # dropped by name
+    ours.load_state_dict(open_magvit2_state_dict(state), strict=True)
+    with torch.no_grad():
+        out = ours(golden["input"])
+    assert torch.equal(out.codes[..., 0], golden["codes"]) and golden["codes"].unique().numel() == 128
+    torch.testing.assert_close(out.recon, golden["reconstruction"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.decode(out.codes), golden["reconstruction"], rtol=1e-5, atol=1e-5)
+
+
+def test_lfq_training_terms_equal_the_official_code():
+    """Per-sample entropy and commitment as the official LFQ computes them in training. Its codebook
+    entropy adds 1e-5 inside the log (``-sum p log(p + 1e-5)``), so it lies a little below ours, which is
+    exact over all 2^18 codes."""
+    golden = load_file(GOLDEN)
+    ours = create_tokenizer("open_magvit2_256", **TINY).eval()
+    ours.load_state_dict(open_magvit2_state_dict(checkpoint(golden, ours)), strict=True)
+    with torch.no_grad():
+        metrics = ours.quantizer.train()(ours.encoder(golden["input"]).permute(0, 2, 3, 1)).metrics
+    torch.testing.assert_close(metrics["per_sample_entropy"], golden["train.per_sample_entropy"], rtol=1e-4, atol=0)
+    torch.testing.assert_close(metrics["commitment"], golden["train.commitment"], rtol=1e-5, atol=0)
+    assert 0 < metrics["codebook_entropy"] - golden["train.codebook_entropy"] < 5e-3
+
+
+@pytest.mark.parametrize(("name", "count"), [("open_magvit2_256", 115_127_829), ("open_magvit2_128", 112_021_653)])
+def test_parameter_counts_equal_the_official_models(name, count):
+    with torch.device("meta"):
+        model = create_tokenizer(name)
+    assert sum(p.numel() for p in model.parameters()) == count
+    assert model.codebook_size == 2**18 and model.token_grid(tokenizer_entry(name).input_shape) == (16, 16)
+
+
+def test_unknown_and_missing_keys_are_named(tmp_path):
+    with pytest.raises(KeyError, match="extra.weight"):
+        open_magvit2_state_dict({"encoder.conv_in.weight": torch.zeros(1), "extra.weight": torch.zeros(1)})
+    with pytest.raises(KeyError, match="model_ema.encoderextraweight"):
+        open_magvit2_state_dict({"encoder.conv_in.weight": torch.zeros(1), "model_ema.encoderextraweight": torch.zeros(1)})
+    ours = create_tokenizer("open_magvit2_256", **TINY)
+    state = checkpoint(load_file(GOLDEN), ours)
+    del state["decoder.adaptive.1.gamma.weight"], state["model_ema.decoderadaptive1gammaweight"]
+    torch.save({"epoch": 1, "state_dict": state}, tmp_path / "imagenet_256_L.ckpt")
+    with pytest.raises(BenchError, match=r"1 missing \(decoder\.adaptive\.1\.gamma\.weight\)"):
+        load_weights(ours, tmp_path / "imagenet_256_L.ckpt", convert=open_magvit2_state_dict)
