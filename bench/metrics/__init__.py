@@ -22,9 +22,9 @@ from bench.data.items import DataAccount
 from bench.metrics.codebook import CodebookUsage
 from bench.metrics.fid import FID
 from bench.metrics.lpips import LPIPS
-from bench.metrics.reconstruction import PSNR, SSIM
+from bench.metrics.reconstruction import PSNR, SSIM, SSIMLlamaGen
 
-METRIC_NAMES = ("psnr", "ssim", "lpips", "rfid", "usage")
+METRIC_NAMES = ("psnr", "ssim", "ssim_llamagen", "lpips", "rfid", "usage")
 
 
 def build_metrics(
@@ -39,6 +39,7 @@ def build_metrics(
     factories = {
         "psnr": PSNR,
         "ssim": SSIM,
+        "ssim_llamagen": SSIMLlamaGen,
         "lpips": LPIPS,
         "rfid": lambda: FID(weights_path=fid_weights),
         "usage": lambda: CodebookUsage(codebook_size, num_codebooks, queue_size=usage_queue),
@@ -74,6 +75,7 @@ __all__ = [
     "METRIC_NAMES",
     "PSNR",
     "SSIM",
+    "SSIMLlamaGen",
     "CodebookUsage",
     "MetricUnavailable",
     "build_metrics",

@@ -28,7 +28,7 @@ from bench.metrics import (
 )
 from bench.metrics._convert import to_uint8
 from bench.metrics.fid import INCEPTION_FILE, INCEPTION_URL, frechet_distance
-from bench.metrics.reconstruction import SSIM_OPTIONS
+from bench.metrics.reconstruction import SSIM_OPTIONS, SSIMLlamaGen, gaussian_taps, ssim_map
 
 # ---------------------------------------------------------------- photographs with noise
 
@@ -98,23 +98,33 @@ def test_ssim_equals_torchmetrics_and_skimage_interior(photo_pairs):
     metric = SSIM()
     metric.update(_signed(real), _signed(fake))
 
-    real01, fake01 = _unit(real), _unit(fake)
-    direct = structural_similarity_index_measure(fake01, real01, **SSIM_OPTIONS)
-    assert float(metric.compute()) == pytest.approx(float(direct), abs=1e-6)
+    real01, fake01 = (torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255 for images in (real, fake))
+    per_image, maps = structural_similarity_index_measure(fake01, real01, reduction="none", return_full_image=True, **SSIM_OPTIONS)
+    assert float(metric.compute()) == pytest.approx(float(per_image.mean()), abs=1e-12)  # torchmetrics in float64
+    ours = ssim_map(fake01, real01, gaussian_taps(), data_range=1.0)
+    assert (ours - maps).abs().max() < 1e-9  # the whole map, not only its mean
+    _, maps32 = structural_similarity_index_measure(fake01.float(), real01.float(), reduction="none", return_full_image=True, **SSIM_OPTIONS)
+    assert (maps32.double() - maps).abs().max() > 1e-5  # what float32 loses (the reason for float64)
 
     # skimage averages the same map without its 5-pixel border.
-    _, maps = structural_similarity_index_measure(
-        fake01, real01, reduction="none", return_full_image=True, **SSIM_OPTIONS
-    )
-    ours_interior = maps[..., 5:-5, 5:-5].mean(dim=(1, 2, 3))
     reference = [
-        skm.structural_similarity(
-            r, f, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=255
-        )
+        skm.structural_similarity(r / 255, f / 255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=1.0)
         for r, f in zip(real, fake)
     ]
-    np.testing.assert_allclose(ours_interior.numpy(), reference, atol=1e-4)
+    np.testing.assert_allclose(ours[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).numpy(), reference, rtol=0, atol=1e-9)
     assert len(set(np.round(reference, 2))) == len(reference)  # the images really differ in quality
+
+
+def test_llamagen_ssim_equals_its_skimage_call(photo_pairs):
+    """LlamaGen: ``structural_similarity(restored, gt, multichannel=True, data_range=2.0, channel_axis=-1)`` on [0, 1]."""
+    real, fake = photo_pairs
+    metric = SSIMLlamaGen()
+    metric.update(_signed(real), _signed(fake))
+    reference = np.mean([skm.structural_similarity(f / 255, r / 255, data_range=2.0, channel_axis=-1) for r, f in zip(real, fake)])
+    assert float(metric.compute()) == pytest.approx(reference, abs=1e-12)
+    standard = SSIM()
+    standard.update(_signed(real), _signed(fake))
+    assert float(metric.compute()) > float(standard.compute()) + 0.02  # not the same number: name it
 
 
 def test_video_frames_are_averaged(photo_pairs):
