@@ -1,0 +1,86 @@
+"""taming's Gumbel VQGAN (``GumbelVQ`` with ``GumbelQuantize``) against golden outputs of the official
+code at reduced width. The PyPI ``taming-transformers`` 0.0.1 this suite installs predates
+``GumbelQuantize``; ``taming-transformers-rom1504`` 0.0.6 republishes CompVis/taming-transformers as of
+June 2021 with it (``GumbelQuantize`` identical to CompVis master 3ba01b2, the network's ``model.py``
+identical to 0.0.1's) but installs the same ``taming`` package, so the two cannot sit in one environment.
+
+How ``golden/taming_gumbel_tiny.safetensors`` was made (taming-transformers-rom1504 0.0.6 unpacked into a
+scratch folder on ``PYTHONPATH``, torch 2.14.1, CPU). ``taming/main.py`` does not import under
+Lightning 2, so ``sys.modules["taming.main"]`` was a stand-in holding only ``instantiate_from_config``
+(target class from its dotted name, called with ``params``)::
+
+    torch.manual_seed(0)
+    ddconfig = dict(double_z=False, z_channels=32, resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=[1, 1],
+                    num_res_blocks=1, attn_resolutions=[8], dropout=0.0)
+    scheduler = {"target": "taming.lr_scheduler.LambdaWarmUpCosineScheduler", "params": dict(warm_up_steps=0,
+                 max_decay_steps=1000001, lr_start=0.9, lr_max=0.9, lr_min=1.0e-6)}   # the release's
+    model = GumbelVQ(ddconfig, {"target": "torch.nn.Identity"}, n_embed=64, embed_dim=32,
+                     temperature_scheduler_config=scheduler, kl_weight=1.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)   # non-trivial norms and biases
+    model.eval()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    h = model.encode_to_prequant(x)
+    torch.manual_seed(2)
+    quant, loss, (_, _, sampled_codes) = model.quantize(h)   # taming's eval: a hard Gumbel sample
+    sampled_reconstruction = model.decode(quant)
+    codes = model.quantize(h, return_logits=True)[-1].argmax(dim=1)   # the noiseless mode
+    reconstruction = model.decode(model.quantize.get_codebook_entry(codes.flatten(), (2, 8, 8, 32)))
+    save_file({"model.<key>": state_dict, "input": x, "codes", "reconstruction", "sampled_codes",
+               "sampled_reconstruction", "loss"}, path)   # all made contiguous
+
+The released size, ``GumbelVQ`` built from the release's ``configs/model.yaml`` in the same environment
+on the meta device, has 68,995,971 parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from implementations import create_tokenizer
+from implementations.image.vqgan import taming_state_dict
+
+GOLDEN = Path(__file__).parent / "golden" / "taming_gumbel_tiny.safetensors"
+TINY = dict(ch=32, ch_mult=(1, 1), num_res_blocks=1, attn_resolutions=(8,), resolution=16, z_channels=32, embed_dim=32, codebook_size=64)
+
+
+def test_codes_and_reconstructions_equal_the_official_code():
+    golden = load_file(GOLDEN)
+    state = {key.removeprefix("model."): value for key, value in golden.items() if key.startswith("model.")}
+    ours = create_tokenizer("vqgan_taming_gumbel_f8_8192", **TINY, kl_weight=1.0).eval()
+    ours.load_state_dict(taming_state_dict(state), strict=True)
+    with torch.no_grad():
+        out = ours(golden["input"])
+    assert golden["codes"].unique().numel() > 20  # the codes vary, so equal codes say something
+    assert torch.equal(out.codes[..., 0], golden["codes"])  # our eval codes: the argmax of taming's logits
+    torch.testing.assert_close(out.recon, golden["reconstruction"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.decode(out.codes), golden["reconstruction"], rtol=1e-5, atol=1e-5)
+    # taming's own eval draws Gumbel noise: its sampled codes decode to its reconstruction here too
+    torch.testing.assert_close(ours.decode(golden["sampled_codes"].unsqueeze(-1)), golden["sampled_reconstruction"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.loss, golden["loss"], rtol=1e-5, atol=1e-7)  # kl_weight * KL(softmax(logits) || uniform)
+
+    ours.train()  # straight_through=True: the forward value is the sampled code's vector
+    sample = ours.quantize(golden["input"])
+    torch.testing.assert_close(sample.quantized, ours.quantizer.codebook[0][sample.codes[..., 0]], rtol=0, atol=1e-6)
+
+
+def test_full_size_parameter_count_and_key_map():
+    """The release's size on the meta device: the installed taming network plus ``GumbelVQ``'s quantizer
+    tensors (``proj``: 1x1 convolution 256 -> 8192, ``embed``: 8192 x 256) all have their place in ours."""
+    taming_model = pytest.importorskip("taming.modules.diffusionmodules.model")
+    ddconfig = dict(ch=128, out_ch=3, ch_mult=[1, 1, 2, 4], num_res_blocks=2, attn_resolutions=[32], dropout=0.0, in_channels=3,
+                    resolution=256, z_channels=256, double_z=False)  # fmt: skip
+    with torch.device("meta"):
+        theirs = nn.ModuleDict(dict(encoder=taming_model.Encoder(**ddconfig), decoder=taming_model.Decoder(**ddconfig),
+                                    quant_conv=nn.Conv2d(256, 256, 1), post_quant_conv=nn.Conv2d(256, 256, 1)))  # fmt: skip
+        theirs["quantize"] = nn.ModuleDict(dict(proj=nn.Conv2d(256, 8192, 1), embed=nn.Embedding(8192, 256)))
+        ours = create_tokenizer("vqgan_taming_gumbel_f8_8192")
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == 68_995_971
+    ours.load_state_dict(taming_state_dict(theirs.state_dict()), strict=True, assign=True)
+    assert ours.token_grid((3, 256, 256)) == (32, 32) and ours.codebook_size == 8192
