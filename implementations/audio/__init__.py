@@ -1,3 +1,3 @@
 """Audio tokenizers (one file per family)."""
 
-from . import encodec  # noqa: F401  (registers the factories)
+from . import encodec, soundstream  # noqa: F401  (registers the factories)
