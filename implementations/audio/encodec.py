@@ -48,6 +48,11 @@ class EnCodec(AudioCodec):
         """Official ``get_bandwidth_per_quantizer``: bits per code times the (ceiled) frame rate."""
         return math.log2(self.codebook_size) * math.ceil(self.sample_rate / self.hop_length) / 1000
 
+    @property
+    def bandwidth(self) -> float:
+        """The nominal kbps of the levels in use."""
+        return self.num_levels * self.kbps_per_level
+
     def levels_for(self, bandwidth: float) -> int:
         if bandwidth not in self.target_bandwidths:
             raise ValueError(f"{type(self).__name__} runs at {', '.join(map(str, self.target_bandwidths))} kbps, not {bandwidth}")

@@ -113,7 +113,8 @@ def test_the_released_one_second_segments_of_the_48khz_model():
 @pytest.mark.parametrize("bandwidth", [1.5, 3.0, 6.0, 12.0, 24.0])
 def test_rates_are_the_bandwidths(bandwidth):
     with torch.device("meta"):
-        assert create_tokenizer("encodec_24khz", bandwidth=bandwidth).rate((1, 24_000))["kbps"] == bandwidth
+        model = create_tokenizer("encodec_24khz", bandwidth=bandwidth)
+        assert model.rate((1, 24_000))["kbps"] == model.bandwidth == bandwidth
         if bandwidth > 1.5:
             assert create_tokenizer("encodec_48khz", bandwidth=bandwidth, segment=None).rate((2, 48_000))["kbps"] == bandwidth
             # the official segmentation codes one second as 150 + 2 frames
@@ -149,3 +150,18 @@ def test_a_wrong_state_dict_fails_naming_the_key():
     ours = create_tokenizer("encodec_24khz", **SMALL)
     with pytest.raises(RuntimeError, match=r"quantizer\.levels\.3\.codebook"):
         ours.load_state_dict(encodec_state_dict(dropped), strict=True)
+
+
+def test_an_official_file_loads_through_the_harness(tmp_path):
+    from bench.checkpoints import load_weights
+
+    x = audio(1, 960)
+    official = official_model(24, None, x)
+    path = tmp_path / "encodec_24khz-d7cc33bc.th"
+    torch.save(official.state_dict(), path)  # the released files are this: a plain state dict
+    ours = create_tokenizer("encodec_24khz", **SMALL).eval()
+    load_weights(ours, path, tokenizer_entry("encodec_24khz").convert)
+    official.set_target_bandwidth(ours.bandwidth)
+    with torch.no_grad():
+        assert torch.equal(ours.encode(x), official.encode(x)[0][0].transpose(1, 2))
+    assert all(bool(level.initialized) for level in ours.quantizer.levels)
