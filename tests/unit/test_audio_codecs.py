@@ -1,10 +1,16 @@
-"""SoundStream (no official code): the paper's rates, causality and quantizer dropout, and the size of our layout."""
+"""The audio codecs: SoundStream (no official code: the paper's rates, causality and quantizer dropout,
+the size of our layout; EnCodec's numerics are tests/parity/test_encodec.py) and one training step of
+each tiny codec by its paper's recipe."""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import torch
 
+from bench.config import compose
+from bench.objective import Objective
 from implementations import create_tokenizer
 
 
@@ -48,3 +54,18 @@ def test_quantizer_dropout_in_training_only():
     assert out.codes.shape == (2, 10, 4) and (out.codes[..., :n] >= 0).all() and (out.codes[..., n:] == -1).all()
     model.eval()
     assert {int(model(x).metrics["num_levels"]) for _ in range(3)} == {4} and (model.encode(x) >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["encodec_tiny", "soundstream_tiny"])
+def test_one_step_of_the_recipe_reaches_every_parameter(name):
+    config = compose([f"tokenizer={name}"]).tokenizer
+    torch.manual_seed(0)
+    model = create_tokenizer(config.arch, **config.kwargs)
+    objective = Objective(config.recipe, model).train()
+    x = torch.rand(2, 1, 8_000) * 2 - 1
+    out = model(x)
+    logs = objective.generator_backward(x, out, step=0, last_layer=None, scale=1.0, backward=lambda loss, **kw: loss.backward(**kw))
+    assert {"mel", "adversarial", "feature_matching"} <= set(logs)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    d_logs = objective.discriminator_backward(x, out.recon.detach(), 1.0, backward=lambda loss: loss.backward(), autocast=contextlib.nullcontext)
+    assert torch.isfinite(d_logs["d_loss"])
