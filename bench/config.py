@@ -133,7 +133,7 @@ class EvalConfig:
     batch_size: int = 64
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid", "usage"])
     usage_queue: int = 65536  # codes in the recent-usage queue (visual-tokenizer-pytorch's definition)
-    fid_weights: Optional[str] = None  # Inception weights file; default: torch-fidelity's cache path
+    fid_weights: dict[str, str] = field(default_factory=dict)  # rFID backend (rfid, rfid_clean, rfid_pytorch) -> weight file; default: found in the caches
     samples: int = 8  # reconstructions kept for the leaderboard's grid
     precision: str = "fp32"  # the tokenizer's forward: fp32 | bf16 | fp16 (autocast); metrics stay in their own precision
     num_workers: Optional[int] = None  # None: from the CPUs this process may use (bench.data.default_workers)

@@ -28,7 +28,7 @@ NOT_MEASURED = (
     "output_dir", "leaderboard_dir", "redo", "reevaluate", "device", "eval_shards", "eval_shard",
     "suite.description", "suite.tokenizers", "suite.seeds", "suite.references", "suite.dataset.max_skipped",
     "suite.train.checkpoint_every", "suite.train.num_workers",
-    "suite.eval.batch_size", "suite.eval.num_workers", "suite.eval.samples",
+    "suite.eval.batch_size", "suite.eval.num_workers", "suite.eval.samples", "suite.eval.fid_weights",
 )  # fmt: skip
 
 

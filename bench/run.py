@@ -21,6 +21,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torchmetrics import Metric
 
 from implementations import create_tokenizer, tokenizer_entry
 from implementations.checkpoints import (
@@ -36,6 +37,7 @@ from .data import build_dataset, default_workers
 from .data.items import DataAccount, first_readable
 from .errors import BenchError
 from .evaluate import compute_all, evaluate, merge_shards, metric_states
+from .fid_reference import load_references, save_references
 from .leaderboard import write_leaderboard
 from .metrics import build_metrics
 from .preemption import StopSignals
@@ -149,9 +151,9 @@ def pass_options(cfg, device: torch.device) -> dict[str, Any]:
                 precision=suite.eval.precision)  # fmt: skip
 
 
-def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: torch.device, stop: StopSignals) -> dict[str, Any] | None:
+def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: torch.device, stop: StopSignals) -> dict[str, Metric] | None:
     """Evaluate this task's shards (``cfg.eval_shard``, or all of them) into ``folder/shard-K.pt``; once every
-    shard file is there, merge them in order and return the values (None while shards are missing).
+    shard file is there, merge them in order and return the metrics (None while shards are missing).
 
     With ``eval_shards=1`` nothing is saved: under torch.distributed rank r evaluates the r-th part
     and ``compute`` merges the ranks' states in rank order.
@@ -161,7 +163,7 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
         state_path = folder / f"rank-{distributed.rank()}-of-{distributed.world_size()}.partial.pt"
         evaluate(model, dataset, metrics, **pass_options(cfg, device), shard=distributed.rank(), num_shards=distributed.world_size(),
                  state_path=state_path, stop=stop)  # fmt: skip
-        return compute_all(metrics)
+        return metrics
     if distributed.is_active():
         raise BenchError(f"eval_shards={cfg.eval_shards} with {distributed.world_size()} processes: shard with one or the other")
     paths = [folder / f"of-{cfg.eval_shards}" / f"shard-{k}.pt" for k in range(cfg.eval_shards)]
@@ -179,7 +181,7 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
         return None
     metrics = make_metrics()
     merge_shards(metrics, paths)
-    return compute_all(metrics)
+    return metrics
 
 
 @contextmanager
@@ -252,17 +254,28 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
             codebook_size=model.codebook_size,
             num_codebooks=model.num_codebooks,
             usage_queue=suite.eval.usage_queue,
-            fid_weights=suite.eval.fid_weights,
+            fid_weights=OmegaConf.to_container(suite.eval.fid_weights),
+            fid_references=references,
         )
         return {**available, "data": DataAccount()}, unavailable
 
+    references: dict[str, Any] = {}
     metrics, unavailable = make_metrics()
+    references_folder = Path(cfg.output_dir) / suite.name / "fid_reference"
+    references = load_references(metrics, references_folder, dataset, suite.dataset)
+    if references:
+        metrics, unavailable = make_metrics()
     for name, reason in unavailable.items():
         log.warning("%s: %s not available: %s", tok.id, name, reason)
     shard_folder = Path(cfg.output_dir) / suite.name / "shards" / f"{tok.id}-{hash_}"
-    values = evaluate_sharded(model, dataset, lambda: make_metrics()[0], cfg, shard_folder, device, stop)
-    if values is None or not distributed.is_writer():
+    evaluated = evaluate_sharded(model, dataset, lambda: make_metrics()[0], cfg, shard_folder, device, stop)
+    if evaluated is None:
         return path
+    values = compute_all(evaluated)
+    if not distributed.is_writer():
+        return path
+    if not distributed.is_active():  # a rank holds only its part of the real statistics
+        save_references(evaluated, references_folder, dataset, suite.dataset)
 
     samples_path = Path(cfg.output_dir) / suite.name / "samples" / f"{tok.id}-{hash_}.npz"
     save_samples(model, dataset, samples_path, count=suite.eval.samples, device=device)

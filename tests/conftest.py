@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.config import compose
+from bench.metrics.fid import BACKENDS
 
 
 @pytest.fixture
@@ -60,3 +61,23 @@ def gan_overrides(lpips_weights) -> tuple[str, ...]:
         f"{prefix}.adversarial.lecam_weight=0.001", f"{prefix}.adversarial.r1_weight=0.1",
         f"{prefix}.adversarial.optimizer.betas=[0.5,0.9]", f"{prefix}.optimizer.betas=[0.5,0.9]",
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory) -> str:
+    """A randomly initialised torch-fidelity Inception saved to a file (Kaiming-normal convolutions:
+    with PyTorch's default init its pool features collapse and every FID is ~0)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as tfi
+
+    with pytest.MonkeyPatch.context() as mp:
+        # Build the architecture without any weights: no download, no loading.
+        mp.setattr(tfi, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        mp.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *args, **kwargs: None)
+        net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.manual_seed(0)
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight)
+    path = tmp_path_factory.mktemp("inception") / BACKENDS["rfid"].weights.filename
+    torch.save(net.state_dict(), path)
+    return str(path)

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..errors import BenchError
-from .items import Item, Skipped
+from .items import Item, Skipped, sha256_text
 from .transforms import preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -64,6 +64,10 @@ class ImageFiles(Dataset):
 
     def source(self, index: int) -> str:
         return str(self.paths[index])
+
+    def fingerprint(self) -> str:
+        """Names the items: every file's path and size (cached statistics of these items are reused)."""
+        return sha256_text("".join(f"{path}\t{path.stat().st_size}\n" for path in self.paths))
 
     def __getitem__(self, index: int) -> Item:
         try:

@@ -10,6 +10,7 @@ merge, the record states the counts and names the first skipped files.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -59,6 +60,10 @@ def collate(items: list[Item]) -> Batch:
         if isinstance(item, Noted):
             notes[item.note] = notes.get(item.note, 0) + 1
     return Batch(torch.stack(readable) if readable else None, [item for item in items if isinstance(item, Skipped)], notes)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def tensor_of(item: Item) -> Tensor | None:

@@ -20,11 +20,11 @@ class MetricUnavailable(RuntimeError):
 
 from bench.data.items import DataAccount
 from bench.metrics.codebook import CodebookUsage
-from bench.metrics.fid import FID
+from bench.metrics.fid import BACKENDS, FID
 from bench.metrics.lpips import LPIPS
 from bench.metrics.reconstruction import PSNR, SSIM, SSIMLlamaGen
 
-METRIC_NAMES = ("psnr", "ssim", "ssim_llamagen", "lpips", "rfid", "usage")
+METRIC_NAMES = ("psnr", "ssim", "ssim_llamagen", "lpips", "rfid", "rfid_clean", "rfid_pytorch", "usage")
 
 
 def build_metrics(
@@ -33,15 +33,22 @@ def build_metrics(
     codebook_size: int,
     num_codebooks: int,
     usage_queue: int = 65536,
-    fid_weights: str | None = None,
+    fid_weights: dict[str, str] | None = None,
+    fid_references: dict[str, dict[str, Tensor]] | None = None,
 ) -> tuple[dict[str, Metric], dict[str, str]]:
-    """Build the metrics in ``names`` (from ``METRIC_NAMES``): ``(available, {name: reason})``."""
+    """Build the metrics in ``names`` (from ``METRIC_NAMES``): ``(available, {name: reason})``.
+    ``fid_weights`` / ``fid_references``: per rFID backend, an explicit weight file / cached real statistics."""
+    fid_weights, fid_references = fid_weights or {}, fid_references or {}
+
+    def fid(backend: str):
+        return lambda: FID(backend, weights_path=fid_weights.get(backend), reference=fid_references.get(backend))
+
     factories = {
         "psnr": PSNR,
         "ssim": SSIM,
         "ssim_llamagen": SSIMLlamaGen,
         "lpips": LPIPS,
-        "rfid": lambda: FID(weights_path=fid_weights),
+        **{backend: fid(backend) for backend in BACKENDS},
         "usage": lambda: CodebookUsage(codebook_size, num_codebooks, queue_size=usage_queue),
     }
     unknown = [name for name in names if name not in factories]

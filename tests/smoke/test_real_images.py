@@ -76,3 +76,16 @@ def test_sharded_evaluation_merges_to_the_single_pass(compose_run, imagenet_like
     assert sharded["metrics"]["usage"] == single["metrics"]["usage"]
     for name in ("psnr", "ssim"):
         assert sharded["metrics"][name] == pytest.approx(single["metrics"][name], rel=1e-12)
+
+
+@pytest.mark.slow  # Inception at 299 on the photographs, and 2048-d square roots
+def test_a_second_run_reuses_the_reference_statistics(compose_run, imagenet_like, weights, random_inception, tmp_path, caplog):
+    options = overrides(imagenet_like, weights, "suite.dataset.max_skipped=0.2", "suite.eval.num_workers=0", "suite.eval.metrics=[rfid,usage]",
+                        f"+suite.eval.fid_weights.rfid={random_inception}")  # fmt: skip
+    first = json.loads(run_one(compose_run(*options)).read_text())
+    (cached,) = list((tmp_path / "results" / first["suite"] / "fid_reference").glob("rfid-*.pt"))
+    with caplog.at_level("INFO", logger="bench.fid_reference"):
+        second = json.loads(run_one(compose_run(*options, "seed=1")).read_text())  # another run of the same data
+    assert f"real-image statistics from {cached}" in caplog.text
+    assert "from the reference cache" in second["protocol"]["metrics"]["rfid"] and "cache" not in first["protocol"]["metrics"]["rfid"]
+    assert second["metrics"]["rfid"] == pytest.approx(first["metrics"]["rfid"], rel=1e-9) and first["metrics"]["rfid"] > 0

@@ -27,7 +27,9 @@ from bench.metrics import (
     update_all,
 )
 from bench.metrics._convert import to_uint8
-from bench.metrics.fid import INCEPTION_FILE, INCEPTION_URL, frechet_distance
+from bench.metrics.fid import BACKENDS, frechet_distance
+
+INCEPTION_FILE, INCEPTION_URL = BACKENDS["rfid"].weights.filename, BACKENDS["rfid"].weights.url
 from bench.metrics.reconstruction import SSIM_OPTIONS, SSIMLlamaGen, gaussian_taps, ssim_map
 
 # ---------------------------------------------------------------- photographs with noise
@@ -274,26 +276,6 @@ def test_frechet_distance_matches_scipy_sqrtm():
     assert got == pytest.approx(expected, rel=1e-8)
 
 
-@pytest.fixture(scope="module")
-def random_inception(tmp_path_factory) -> str:
-    """A randomly initialised torch-fidelity Inception saved to a file (Kaiming-normal convolutions:
-    with PyTorch's default init its pool features collapse and every FID is ~0)."""
-    from torch_fidelity import feature_extractor_inceptionv3 as tfi
-
-    with pytest.MonkeyPatch.context() as mp:
-        # Build the architecture without any weights: no download, no loading.
-        mp.setattr(tfi, "load_state_dict_from_url", lambda *args, **kwargs: {})
-        mp.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *args, **kwargs: None)
-        net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    torch.manual_seed(0)
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight)
-    path = tmp_path_factory.mktemp("inception") / INCEPTION_FILE
-    torch.save(net.state_dict(), path)
-    return str(path)
-
-
 class _Uint8Images(torch.utils.data.Dataset):
     """uint8 ``(3, H, W)`` images from a ``(N, 3, H, W)`` tensor, as torch-fidelity reads them."""
 
@@ -320,7 +302,7 @@ def test_fid_statistics_from_sums_merge(random_inception):
     np.testing.assert_allclose(sigma.numpy(), np.cov(feats, rowvar=False), rtol=1e-9, atol=1e-12)
     with open(random_inception, "rb") as f:
         assert first.weights_sha256 == hashlib.sha256(f.read()).hexdigest()
-    assert INCEPTION_FILE in first.protocol
+    assert INCEPTION_FILE in first.protocol and first.weights_sha256[:12] in first.protocol
 
 
 @pytest.mark.slow  # Inception on 40 images and two 2048-d eigendecompositions: 30-130 s on 2 cores
