@@ -24,14 +24,17 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+    if path.stat().st_size == 0:
+        raise BenchError(f"checkpoint {path} is empty (0 bytes): an interrupted download or copy?")
     try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        raise BenchError(f"cannot load checkpoint {path}: {error}") from error
+    except Exception as error:  # unpickling and safetensors errors come in many types
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BenchError(f"cannot load checkpoint {path}: {reason}") from error
 
 
 def load_weights(model: nn.Module, path: str | Path, convert: Callable[[dict], dict] | None = None) -> None:
@@ -43,10 +46,15 @@ def load_weights(model: nn.Module, path: str | Path, convert: Callable[[dict], d
     state = load(path)
     if not isinstance(state, dict):
         raise BenchError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    if not state:
+        raise BenchError(f"checkpoint {path} holds an empty dict, not a state dict")
     if "model" in state and "train" in state:
         state = state["model"]
     else:
         state = next((state[key] for key in ("ema", "model", "state_dict") if key in state), state)
+        if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+            kinds = sorted({type(value).__name__ for value in (state.values() if isinstance(state, dict) else [state])})
+            raise BenchError(f"checkpoint {path} is not a state dict of tensors (found {', '.join(kinds)}; top-level keys: {', '.join(map(str, list(load(path))[:5]))})")
         if convert is not None:
             try:
                 state = convert(state)
