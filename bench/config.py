@@ -22,7 +22,7 @@ from .errors import BenchError
 
 @dataclass
 class DatasetConfig:
-    kind: str = "builtin_photos"  # builtin_photos | image_folder | celeba
+    kind: str = "builtin_photos"  # builtin_photos | image_folder | webdataset | celeba (bench/data/)
     root: Optional[str] = None  # folder holding the split folders (image_folder)
     resolution: int = 32
     preprocessing: str = "resize_center_crop"  # adm_center_crop | resize_center_crop | smallest_side_bilinear | none (bench/data/transforms.py)

@@ -15,11 +15,13 @@ from ..errors import BenchError
 from .builtin import builtin_photos
 from .celeba import celeba
 from .images import image_folder
+from .webdataset import webdataset_images
 
 _DATASETS: dict[str, Callable[..., Dataset]] = {
     "builtin_photos": builtin_photos,
     "celeba": celeba,
     "image_folder": image_folder,
+    "webdataset": webdataset_images,
 }
 
 

@@ -170,3 +170,45 @@ def test_unreadable_files_are_skipped_with_the_reason(tmp_path):
     batch = collate(items)
     assert batch.x.shape == (1, 3, 64, 64) and [s.index for s in batch.skipped] == [1, 2]
     assert isinstance(batch.skipped[0], Skipped)
+
+
+def _shards(folder_root, shard_root, per_shard: int = 3) -> None:
+    """Write the images of ``folder_root/val`` as webdataset shards ``shard_root/val/000000.tar``, ..."""
+    import tarfile
+
+    files = sorted((folder_root / "val").rglob("*.*"))
+    (shard_root / "val").mkdir(parents=True)
+    for start in range(0, len(files), per_shard):
+        with tarfile.open(shard_root / "val" / f"{start // per_shard:06d}.tar", "w") as archive:
+            for path in files[start : start + per_shard]:
+                key = f"{path.parent.name}_{path.stem}"
+                archive.add(path, arcname=f"{key}{path.suffix}")
+                label = path.parent / f"{path.stem}.cls.txt"
+                label.write_text(path.parent.name)
+                archive.add(label, arcname=f"{key}.cls")
+                label.unlink()
+
+
+def test_webdataset_shards_give_the_folder_images(tmp_path):
+    folder = tmp_path / "folder" / "val"
+    for k, name in enumerate(("astronaut", "chelsea", "coffee", "rocket", "cat")):
+        (folder / f"n0{k % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(getattr(skimage_data, name)()).save(folder / f"n0{k % 2}" / f"{name}.JPEG", quality=90)
+    (folder / "n00" / "zz_broken.JPEG").write_bytes((folder / "n00" / "astronaut.JPEG").read_bytes()[:4000])
+    _shards(tmp_path / "folder", tmp_path / "shards")
+    images = build_dataset(dataset_cfg(root=str(tmp_path / "folder"), preprocessing="adm_center_crop"), "val")
+    shards = build_dataset(dataset_cfg(kind="webdataset", root=str(tmp_path / "shards"), preprocessing="adm_center_crop"), "val")
+    assert len(shards) == len(images) == 6
+    for i in range(6):  # same order (class folder, then name), same pixels; the cut JPEG skipped in both
+        a, b = images[i], shards[i]
+        assert type(a) is type(b)
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+    assert shards[3].source.endswith("000001.tar:n00_zz_broken.JPEG") and "truncated" in shards[3].reason.lower()
+
+    # a shard cut short keeps the samples before the damage
+    last = sorted((tmp_path / "shards" / "val").glob("*.tar"))[-1]
+    last.write_bytes(last.read_bytes()[:1500])
+    assert len(build_dataset(dataset_cfg(kind="webdataset", root=str(tmp_path / "shards")), "val")) < 6
+    with pytest.raises(BenchError, match="no webdataset shards"):
+        build_dataset(dataset_cfg(kind="webdataset", root=str(tmp_path / "folder")), "train")
