@@ -43,13 +43,14 @@ class QuantizerOutput:
 class TokenizerOutput:
     """What every tokenizer's ``forward`` returns.
 
-    recon: same shape as the input, in [-1, 1] (up to the decoder's range).
+    recon: same shape as the input, in [-1, 1] (up to the decoder's range); None for a tokenizer
+        without a decoder (``Tokenizer.reconstructs`` False).
     codes: ``(B, *token_grid, num_codebooks)`` int64.
     loss: scalar quantizer loss to add to the reconstruction objective.
     metrics: detached scalars for logging.
     """
 
-    recon: Tensor
+    recon: Tensor | None
     codes: Tensor
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
@@ -86,9 +87,14 @@ class Tokenizer(nn.Module):
     ``paper`` (a citation and URL). Instances expose ``quantizer`` and implement ``encode``,
     ``decode`` and ``token_grid``; ``forward`` is shared. In eval mode
     ``decode(encode(x))`` equals ``forward(x).recon``.
+
+    ``reconstructs`` is False for a tokenizer without a decoder (self-supervised speech tokenizers such
+    as vq-wav2vec, whose codes feed a language model): its ``decode_embeddings`` (so ``decode``)
+    raises ``NotImplementedError`` and ``forward(x).recon`` is None.
     """
 
     modality: ClassVar[str] = "image"
+    reconstructs: ClassVar[bool] = True
     family: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     sample_rate: ClassVar[int | None] = None
@@ -160,7 +166,8 @@ class Tokenizer(nn.Module):
 
     def forward(self, x: Tensor) -> TokenizerOutput:
         q = self.quantize(x)
-        return TokenizerOutput(self.decode_embeddings(q.quantized), q.codes, q.loss, q.metrics)
+        recon = self.decode_embeddings(q.quantized) if self.reconstructs else None
+        return TokenizerOutput(recon, q.codes, q.loss, q.metrics)
 
 
 @dataclass

@@ -67,6 +67,10 @@ class GumbelQuantizer(Quantizer):
         one_hot: ``z`` are the logits, ``(..., groups * codebook_size)`` (so ``dim`` must be that), and
             ``quantized`` is the (relaxed) one-hot of the same shape: no logits layer, codebook or
             output projection (DALL-E).
+        logits_hidden: if set, the logits come from a two-layer MLP ``dim -> logits_hidden ->
+            groups * codebook_size`` with ``logits_activation`` (``"gelu"`` or ``"relu"``) between, as
+            fairseq's ``GumbelVectorQuantizer`` with ``weight_proj_depth=2`` builds it (vq-wav2vec:
+            ``logits_hidden = 2 * dim``); ``to_logits`` is then ``Sequential(Linear, activation, Linear)``.
 
     Codes ``(..., groups)``; ``codes_to_embeddings`` concatenates the groups' codes (one-hots).
     """
@@ -81,6 +85,8 @@ class GumbelQuantizer(Quantizer):
         hard: bool = True,
         kl_weight: float = 0.0,
         one_hot: bool = False,
+        logits_hidden: int | None = None,
+        logits_activation: str = "gelu",
     ):
         super().__init__()
         if one_hot:
@@ -102,7 +108,11 @@ class GumbelQuantizer(Quantizer):
         self.one_hot = one_hot
 
         if not one_hot:
-            self.to_logits = nn.Linear(dim, groups * codebook_size)
+            if logits_hidden is None:
+                self.to_logits = nn.Linear(dim, groups * codebook_size)
+            else:
+                activation = {"gelu": nn.GELU, "relu": nn.ReLU}[logits_activation]()
+                self.to_logits = nn.Sequential(nn.Linear(dim, logits_hidden), activation, nn.Linear(logits_hidden, groups * codebook_size))
             self.codebook = nn.Parameter(torch.randn(groups, codebook_size, codebook_dim))
         self.out_proj = nn.Linear(groups * codebook_dim, dim) if groups * codebook_dim != dim else nn.Identity()
 
