@@ -109,3 +109,20 @@ def test_backends_need_their_files_and_say_where(tmp_path, monkeypatch):
     for name in ("rfid", "rfid_pytorch"):
         file = BACKENDS[name].weights
         assert file.filename in unavailable[name] and file.url in unavailable[name] and "\n" not in unavailable[name]
+
+
+@pytest.mark.slow  # a tiny training run, then two Inception backends and their square roots
+def test_calibration_scores_one_set_of_reconstructions_with_every_backend(tmp_path, random_inception, monkeypatch):
+    from bench.fid_calibration import calibrate
+    from tests.conftest import TINY
+
+    torch.manual_seed(0)
+    clean = tmp_path / "clean" / "inception-2015-12-05.pt"
+    clean.parent.mkdir()
+    torch.jit.script(_TinyInception()).save(str(clean))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # pytorch-fid's weights: not here
+    table = calibrate([f"output_dir={tmp_path / 'results'}", f"leaderboard_dir={tmp_path / 'lb'}", "tokenizer=vqvae_tiny_vq_d4", *TINY,
+                       f"+suite.eval.fid_weights.rfid={random_inception}", f"+suite.eval.fid_weights.rfid_clean={clean}"])  # fmt: skip
+    text = table.read_text()
+    assert "| builtin | vqvae_tiny_vq_d4 |" in text and "rfid_clean - rfid" in text and "rfid_clean / rfid" in text
+    assert "rfid_pytorch: rfid_pytorch needs the Inception weights" in text and "pt_inception-2015-12-05-6726825d.pth" in text
