@@ -12,15 +12,20 @@ from typing import Callable
 from torch.utils.data import Dataset
 
 from ..errors import BenchError
+from .audio import audio_folder, builtin_speech, librispeech, libritts
 from .builtin import builtin_photos
 from .celeba import celeba
 from .images import image_folder
 from .webdataset import webdataset_images
 
 _DATASETS: dict[str, Callable[..., Dataset]] = {
+    "audio_folder": audio_folder,
     "builtin_photos": builtin_photos,
+    "builtin_speech": builtin_speech,
     "celeba": celeba,
     "image_folder": image_folder,
+    "librispeech": librispeech,
+    "libritts": libritts,
     "webdataset": webdataset_images,
 }
 
