@@ -21,7 +21,8 @@ Conventions (recorded through each metric's ``protocol``):
   Note that ``MelSpectrogramLoss``'s class defaults differ (windows 2048 and 512, 150 and 80 mels,
   ``pow`` 2, ``mag_weight`` 1): Codec-SUPERB (voidful/Codec-SUPERB ``SoundCodec/metrics.py``) and
   DAC's ``scripts/evaluate.py`` without a loaded config use those; ``CODEC_SUPERB_MEL`` holds them
-  (``MelDistance(sr, **CODEC_SUPERB_MEL)``). DAC computes in float32; here float64.
+  (``MelDistance(sr, **CODEC_SUPERB_MEL)``). DAC computes in float32; here float64 (the shared
+  filterbank's float32 filters aside).
 * `STFTDistance`: DAC's ``MultiScaleSTFTLoss`` at its defaults (also those of ``conf/base.yml`` and
   Codec-SUPERB): windows 2048 and 512, hop = window / 4, the same STFT, per scale the mean absolute
   difference of ``log10(clamp(|STFT|, 1e-5) ** 2)`` plus that of ``|STFT|``, summed over scales.

@@ -104,7 +104,7 @@ def test_mel_distance_equals_librosa_reference(speech_16k, convention):
         metric = MelDistance(rate, **options)
         metric.update(_batch(clean), _batch(fake))
         expected = np.mean([_reference_spectral(_as_evaluated(r), _as_evaluated(f), rate, **options) for r, f in zip(clean, fake)])
-        assert float(metric.compute()) == pytest.approx(expected, rel=1e-9), name
+        assert float(metric.compute()) == pytest.approx(expected, rel=1e-7), name  # measured 1e-10 .. 1e-9 (float32 filters)
 
 
 def test_stft_distance_equals_librosa_reference(speech_16k):
@@ -114,7 +114,7 @@ def test_stft_distance_equals_librosa_reference(speech_16k):
         metric = STFTDistance(rate)
         metric.update(_batch(clean), _batch(fake))
         expected = np.mean([_reference_spectral(_as_evaluated(r), _as_evaluated(f), rate, **options) for r, f in zip(clean, fake)])
-        assert float(metric.compute()) == pytest.approx(expected, rel=1e-9), name
+        assert float(metric.compute()) == pytest.approx(expected, rel=1e-12), name
 
 
 def test_spectral_distances_order_the_degradations(speech_16k):
