@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +32,8 @@ def load(path: str | Path) -> dict[str, Any]:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):  # fairseq files keep their options as a Namespace
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling and safetensors errors come in many types
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise BenchError(f"cannot load checkpoint {path}: {reason}") from error

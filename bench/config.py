@@ -22,7 +22,7 @@ from .errors import BenchError
 
 @dataclass
 class DatasetConfig:
-    kind: str = "builtin_photos"  # builtin_photos | image_folder | webdataset | celeba (bench/data/)
+    kind: str = "builtin_photos"  # builtin_photos | image_folder | webdataset | celeba | builtin_speech | audio_folder | librispeech | libritts
     root: Optional[str] = None  # folder holding the split folders (image_folder)
     resolution: int = 32
     preprocessing: str = "resize_center_crop"  # adm_center_crop | resize_center_crop | smallest_side_bilinear | none (bench/data/transforms.py)
@@ -31,6 +31,9 @@ class DatasetConfig:
     eval_split: str = "test"
     max_items: Optional[int] = None  # a fixed subset of each split (e.g. 5000)
     max_skipped: float = 0.001  # fraction of unreadable files an evaluation tolerates (skipped, counted, named)
+    sample_rate: int = 24000  # audio: items' rate in Hz (files resampled with soxr HQ)
+    channels: int = 1  # audio: 1 (mean of a file's channels) or 2 (mono files duplicated)
+    segment_seconds: Optional[float] = 1.0  # audio: the first this many seconds of each file (shorter: zero-padded, noted); null: whole utterances (batch size 1)
 
 
 @dataclass

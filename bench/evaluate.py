@@ -1,7 +1,8 @@
 """One streaming evaluation pass: encode, decode through the codes, update every metric.
 
 Reconstructions go through ``decode(encode(x))`` (the token path a generative model uses), never
-through ``forward``, so what is scored is what the tokens carry.
+through ``forward``, so what is scored is what the tokens carry. A tokenizer without a decoder
+(``reconstructs`` False: vq-wav2vec) is scored on its codes and its quantization error (``forward``).
 
 A pass can cover one shard of the set: shard ``k`` of ``S`` is a contiguous run of whole batches,
 so the batches are those of the unsharded pass and merging the shards' metric states in shard
@@ -116,9 +117,12 @@ def evaluate(
         if data.x is not None:
             x = data.x.to(device, non_blocking=True)
             with autocast:
-                codes = model.encode(x)
-                fake = model.decode(codes)
-            update_all(metrics, real=x, fake=fake.float().clamp(-1, 1), codes=codes)
+                if getattr(model, "reconstructs", True):
+                    codes = model.encode(x)
+                    update_all(metrics, real=x, fake=model.decode(codes).float().clamp(-1, 1), codes=codes)
+                else:  # no decoder: the codes and how far the features are from their quantized values
+                    out = model(x)
+                    update_all(metrics, real=x, fake=None, codes=out.codes, quantization_error=out.metrics.get("quantization_error"))
         if stop is not None and stop.received is not None and state_path is not None and batch + 1 < total:
             checkpoints.save({"batch": batch + 1, "states": metric_states(metrics)}, state_path)
             stop.stop(f"eval batch {batch + 1}/{total} of shard {shard}/{num_shards} (state in {state_path})")

@@ -23,6 +23,7 @@ rerun). ``--publish`` copies the local records and samples shown on the pages in
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import statistics
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 from tabulate import tabulate
@@ -45,10 +47,19 @@ from .samples import load_samples
 # (record metric key, column title, format); arrows give the better direction.
 METRIC_COLUMNS = [
     ("rfid", "rFID ↓", "{:.2f}"),
+    ("rfid_clean", "rFID clean-fid ↓", "{:.2f}"),
+    ("rfid_pytorch", "rFID pytorch-fid ↓", "{:.2f}"),
     ("rfvd", "rFVD ↓", "{:.1f}"),
     ("psnr", "PSNR ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
+    ("ssim_llamagen", "SSIM (LlamaGen's) ↑", "{:.4f}"),
     ("lpips", "LPIPS ↓", "{:.4f}"),
+    ("mel_distance", "mel distance ↓", "{:.3f}"),
+    ("stft_distance", "STFT distance ↓", "{:.3f}"),
+    ("si_sdr", "SI-SDR (dB) ↑", "{:.2f}"),
+    ("pesq", "PESQ ↑", "{:.3f}"),
+    ("stoi", "STOI ↑", "{:.3f}"),
+    ("quantization_error", "quantization error ↓", "{:.4f}"),
     ("usage", "usage ↑", "{:.1%}"),
     ("usage_queue", "usage (queue) ↑", "{:.1%}"),
     ("perplexity", "perplexity ↑", "{:.1f}"),
@@ -62,7 +73,11 @@ TOLERANCES = {
     "rfvd": (2.0, 0.10),
     "psnr": (0.3, 0.0),
     "ssim": (0.01, 0.0),
+    "ssim_llamagen": (0.01, 0.0),
     "lpips": (0.01, 0.0),
+    "mel_distance": (0.05, 0.05),
+    "pesq": (0.1, 0.0),
+    "stoi": (0.01, 0.0),
     "usage": (0.02, 0.0),
     "usage_queue": (0.02, 0.0),
 }
@@ -187,6 +202,9 @@ def results_table(rows: list[Row]) -> pd.DataFrame:
             "rate": f"{rate[rate_key]:.3f} {rate_unit}",
         }
         entry.update({title: _format_spread(key, *row.metric(key)) for key, title, _ in METRIC_COLUMNS})
+        per_level = row.first["metrics"].get("usage_per_codebook")
+        if isinstance(per_level, list) and len(per_level) > 1:
+            entry["usage per level"] = "/".join(f"{u:.0%}" for u in per_level)
         entry["n"] = row.first["num_items"]
         entry["seeds"] = ",".join(map(str, row.seeds))
         entry["provenance"] = row.provenance()
@@ -277,7 +295,7 @@ def data_line(rows: list[Row]) -> str:
     return f" ({', '.join(parts)} images{': ' + ', '.join(f'`{name}`' for name in named) if named else ''})"
 
 
-def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, str], suite_config: dict[str, Any]) -> str:
+def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, str], suite_config: dict[str, Any], listening: list[str] = ()) -> str:
     """The markdown page of one suite; ``figures`` maps a caption to a PNG path relative to the page."""
     lines = [HEADER, f"# Leaderboard: {suite}", "", suite_config.get("description", ""), ""]
     if shown:
@@ -320,6 +338,7 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
         ]
     for caption, figure in figures.items():
         lines += ["", f"![{caption}]({figure})"]
+    lines += listening
     return "\n".join(lines) + "\n"
 
 
@@ -335,12 +354,49 @@ def draw_figures(suite: str, rows: list[Row], out_dir: Path) -> dict[str, str]:
     if plots.rate_distortion(points, rate_unit, out_dir / suite / "rate_distortion.png"):
         figures["rate-distortion (mean ± std over seeds)"] = f"{suite}/rate_distortion.png"
     loaded = [(row.tokenizer, load_samples(path)) for row in rows if (path := samples_path(row.first)).exists()]
-    if loaded:
+    if loaded and "sample_rate" in loaded[0][1]:
+        write_listening_samples(suite, loaded, out_dir)
+        rate = int(loaded[0][1]["sample_rate"])
+        plots.spectrograms([("original", loaded[0][1]["original_0"]), *[(name, s["reconstruction_0"]) for name, s in loaded]], rate,
+                           out_dir / suite / "spectrograms.png")  # fmt: skip
+        figures["spectrograms of the first sample (top: original; each row's first seed)"] = f"{suite}/spectrograms.png"
+    elif loaded:
         originals = loaded[0][1]["originals"]
         grid = [(name, s["reconstructions"]) for name, s in loaded if s["originals"].shape == originals.shape]
         plots.reconstruction_grid(originals, grid, out_dir / suite / "reconstructions.png")
         figures["reconstructions (top: originals; each row's first seed)"] = f"{suite}/reconstructions.png"
     return figures
+
+
+def write_listening_samples(suite: str, loaded: list[tuple[str, dict]], out_dir: Path) -> None:
+    """The decoded audio samples as FLAC next to the page: ``<suite>/audio/original-<k>.flac`` and
+    ``<suite>/audio/<tokenizer>-<k>.flac``."""
+    import soundfile
+
+    folder = out_dir / suite / "audio"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, samples in loaded:
+        rate = int(samples["sample_rate"])
+        for key in sorted(k for k in samples if k.startswith("reconstruction_")):
+            k = key.split("_")[1]
+            for label, array in (("original", samples[f"original_{k}"]), (name, samples[key])):
+                buffer = io.BytesIO()
+                soundfile.write(buffer, np.asarray(array, dtype=np.float32).T, rate, format="FLAC")
+                atomic_write_bytes(folder / f"{label}-{k}.flac", buffer.getvalue())
+
+
+def listening_table(suite: str, rows: list[Row], out_dir: Path) -> list[str]:
+    """Markdown links to the FLAC samples next to the page (those that exist), one line per sample."""
+    folder = out_dir / suite / "audio"
+    originals = sorted(folder.glob("original-*.flac"), key=lambda p: int(p.stem.split("-")[1])) if folder.is_dir() else []
+    if not originals:
+        return []
+    lines = ["", "Listening samples (FLAC; each row's first seed):", ""]
+    for original in originals:
+        k = original.stem.split("-")[1]
+        links = [f"[{row.tokenizer}]({suite}/audio/{row.tokenizer}-{k}.flac)" for row in rows if (folder / f"{row.tokenizer}-{k}.flac").exists()]
+        lines.append(f"- sample {k}: [original]({suite}/audio/{original.name}), " + ", ".join(links))
+    return lines
 
 
 def record_folders(suite: str, results_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
@@ -378,7 +434,7 @@ def suite_page(suite: str, results_dir: str | Path, out_dir: str | Path, *, draw
         figures = draw_figures(suite, shown, Path(out_dir))
     else:
         figures = existing_figures(suite, Path(out_dir))
-    return render(suite, shown, hidden, figures, suite_config)
+    return render(suite, shown, hidden, figures, suite_config, listening_table(suite, shown, Path(out_dir)) if shown else [])
 
 
 def suite_config_of(suite: str, rows: list[Row]) -> dict[str, Any]:
@@ -399,6 +455,7 @@ def existing_figures(suite: str, out_dir: Path) -> dict[str, str]:
     names = {
         "rate-distortion (mean ± std over seeds)": "rate_distortion.png",
         "reconstructions (top: originals; each row's first seed)": "reconstructions.png",
+        "spectrograms of the first sample (top: original; each row's first seed)": "spectrograms.png",
     }
     return {caption: f"{suite}/{name}" for caption, name in names.items() if (out_dir / suite / name).exists()}
 

@@ -12,11 +12,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from .files import atomic_write_bytes  # noqa: E402
 
 # (metric key, axis label, lower is better)
-DISTORTIONS = [("psnr", "PSNR (dB) ↑", False), ("rfid", "rFID ↓", True), ("ssim", "SSIM ↑", False), ("mel_distance", "mel distance ↓", True)]
+DISTORTIONS = [("psnr", "PSNR (dB) ↑", False), ("rfid", "rFID ↓", True), ("ssim", "SSIM ↑", False), ("mel_distance", "mel distance ↓", True),
+               ("si_sdr", "SI-SDR (dB) ↑", False), ("pesq", "PESQ ↑", False)]
 
 
 def _save(figure, path: Path) -> None:
@@ -47,6 +49,23 @@ def rate_distortion(points: list[dict[str, Any]], rate_label: str, path: Path) -
         axis.grid(alpha=0.3)
     _save(figure, path)
     return True
+
+
+def spectrograms(rows: list[tuple[str, np.ndarray]], sample_rate: int, path: Path) -> None:
+    """Log-magnitude spectrograms (Hann 1024, hop 256, dB) of waveforms ``(channels, samples)``, one
+    panel per row (the first channel), the original first."""
+    figure, axes = plt.subplots(len(rows), 1, figsize=(7, 1.5 * len(rows)), squeeze=False, sharex=True)
+    for axis, (name, waveform) in zip(axes[:, 0], rows):
+        x = torch.from_numpy(np.asarray(waveform, dtype=np.float32)[0])
+        magnitude = torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+        decibels = 20 * torch.log10(magnitude.clamp_min(1e-5))
+        axis.imshow(decibels.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=-100, vmax=float(decibels.max()),
+                    extent=(0, x.numel() / sample_rate, 0, sample_rate / 2000))  # fmt: skip
+        axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+        axis.set_yticks([0, sample_rate / 4000, sample_rate / 2000])
+        axis.tick_params(labelsize=6)
+    axes[-1, 0].set_xlabel("seconds (y: kHz)")
+    _save(figure, path)
 
 
 def reconstruction_grid(originals: np.ndarray, rows: list[tuple[str, np.ndarray]], path: Path) -> None:

@@ -24,10 +24,11 @@ from .files import atomic_write_bytes
 from .run import run_one
 
 BASELINES = Path(__file__).parent / "baselines"
-CHECKED_METRICS = ("psnr", "ssim", "usage", "perplexity")
+CHECKED_METRICS = ("psnr", "ssim", "mel_distance", "si_sdr", "pesq", "stoi", "usage", "perplexity")
+LOWER_IS_BETTER = ("mel_distance",)
 SPREAD_MULTIPLE = 4.0
 # Below this, differences are float noise across machines/threads, not behaviour.
-NOISE_FLOOR = {"psnr": 0.02, "ssim": 0.001, "usage": 0.004, "perplexity": 0.5}
+NOISE_FLOOR = {"psnr": 0.02, "ssim": 0.001, "mel_distance": 0.01, "si_sdr": 0.05, "pesq": 0.01, "stoi": 0.002, "usage": 0.004, "perplexity": 0.5}
 
 
 def measure(suite: str, overrides: list[str], seed: int, output_dir: Path, commits: set[str] | None = None) -> dict[str, dict[str, float]]:
@@ -60,7 +61,7 @@ def compare(baseline: dict[str, Any], measured: dict[str, dict[str, float]]) -> 
 
 
 def _worse(metric: str, delta: float) -> bool:
-    return delta < 0  # every checked metric is higher-is-better
+    return delta > 0 if metric in LOWER_IS_BETTER else delta < 0
 
 
 def derive(per_seed: list[dict[str, dict[str, float]]], check_seed_index: int = 0) -> dict[str, dict[str, dict[str, Any]]]:

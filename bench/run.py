@@ -143,12 +143,12 @@ def obtain_weights(model, cfg, hash_: str, given: Path | None, device: torch.dev
     return result.model, weights_path, {**summary, "wall_time_s": result.wall_time_s}
 
 
-def pass_options(cfg, device: torch.device) -> dict[str, Any]:
-    """The evaluation pass's settings from the suite."""
+def pass_options(cfg, dataset, device: torch.device) -> dict[str, Any]:
+    """The evaluation pass's settings from the suite (items of different lengths go one at a time)."""
     suite = cfg.suite
     workers = default_workers() if suite.eval.num_workers is None else suite.eval.num_workers
-    return dict(batch_size=suite.eval.batch_size, device=device, num_workers=workers, max_skipped=suite.dataset.max_skipped,
-                precision=suite.eval.precision)  # fmt: skip
+    batch_size = 1 if getattr(dataset, "variable_length", False) else suite.eval.batch_size
+    return dict(batch_size=batch_size, device=device, num_workers=workers, max_skipped=suite.dataset.max_skipped, precision=suite.eval.precision)
 
 
 def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: torch.device, stop: StopSignals) -> dict[str, Metric] | None:
@@ -161,7 +161,7 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
     if cfg.eval_shards == 1:
         metrics = make_metrics()
         state_path = folder / f"rank-{distributed.rank()}-of-{distributed.world_size()}.partial.pt"
-        evaluate(model, dataset, metrics, **pass_options(cfg, device), shard=distributed.rank(), num_shards=distributed.world_size(),
+        evaluate(model, dataset, metrics, **pass_options(cfg, dataset, device), shard=distributed.rank(), num_shards=distributed.world_size(),
                  state_path=state_path, stop=stop)  # fmt: skip
         return metrics
     if distributed.is_active():
@@ -171,7 +171,7 @@ def evaluate_sharded(model, dataset, make_metrics, cfg, folder: Path, device: to
         if paths[k].exists():
             continue
         metrics = make_metrics()
-        evaluate(model, dataset, metrics, **pass_options(cfg, device), shard=k, num_shards=cfg.eval_shards,
+        evaluate(model, dataset, metrics, **pass_options(cfg, dataset, device), shard=k, num_shards=cfg.eval_shards,
                  state_path=paths[k].with_suffix(".partial.pt"), stop=stop)  # fmt: skip
         checkpoints.save(metric_states(metrics), paths[k])
         log.info("%s: wrote shard %d of %d: %s", cfg.tokenizer.id, k, cfg.eval_shards, paths[k])
@@ -256,6 +256,8 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
             usage_queue=suite.eval.usage_queue,
             fid_weights=OmegaConf.to_container(suite.eval.fid_weights),
             fid_references=references,
+            sample_rate=model.sample_rate,
+            reconstructs=model.reconstructs,
         )
         return {**available, "data": DataAccount()}, unavailable
 
@@ -301,10 +303,15 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     return path
 
 
+DATA_PROVENANCE = ("resampler", "espeak_version")  # what a dataset says about how its items were made
+
+
 def data_report(counts: dict[str, int], dataset, examples: int = 10) -> dict[str, Any]:
-    """What the evaluation read (`DataAccount`'s counts), naming the first skipped files."""
+    """What the evaluation read (`DataAccount`'s counts), naming the first skipped files, and how the
+    dataset made its items where it says (the resampler, the speech synthesiser's version)."""
     skipped = counts.pop("skipped_indices")
-    return {**counts, "listed": len(dataset), "skipped_files": [dataset.source(i) for i in skipped[:examples]]}
+    made = {key: getattr(dataset, key) for key in DATA_PROVENANCE if hasattr(dataset, key)}
+    return {**counts, "listed": len(dataset), "skipped_files": [dataset.source(i) for i in skipped[:examples]], **made}
 
 
 def compose_for(tokenizer: str | None, seed: int | None) -> DictConfig:

@@ -1,7 +1,10 @@
-"""A few reconstructions per run, kept for the leaderboard's reconstruction grid.
+"""A few reconstructions per run, kept for the leaderboard's figures and listening samples.
 
-The same items (evenly spaced through the evaluation set) for every tokenizer of a suite, stored as
-uint8 ``(count, H, W, 3)`` arrays in ``results/<suite>/samples/<tokenizer>-<hash>.npz``.
+The same items (evenly spaced through the evaluation set) for every tokenizer of a suite, in
+``results/<suite>/samples/<tokenizer>-<hash>.npz``: images as uint8 ``(count, H, W, 3)`` arrays
+``originals`` / ``reconstructions``; audio as float32 ``(channels, samples)`` arrays
+``original_<k>`` / ``reconstruction_<k>`` (items may differ in length) with ``sample_rate``. A
+tokenizer without a decoder keeps none.
 """
 
 from __future__ import annotations
@@ -29,13 +32,23 @@ def save_samples(model: nn.Module, dataset: Dataset, path: Path, *, count: int, 
     readable = [(int(i), x) for i in picked if (x := tensor_of(dataset[int(i)])) is not None]
     if not readable:
         return
-    indices = np.array([i for i, _ in readable])
-    originals = torch.stack([x for _, x in readable]).to(device)
-    if originals.ndim != 4:  # only image suites get a grid
+    if not getattr(model, "reconstructs", True):
         return
-    reconstructions = model.decode(model.encode(originals))
+    indices = np.array([i for i, _ in readable])
+    if getattr(model, "modality", "image") == "audio":
+        arrays = {"indices": indices, "sample_rate": np.array(model.sample_rate)}
+        for k, (_, x) in enumerate(readable):
+            x = x[None].to(device)
+            arrays[f"original_{k}"] = x[0].float().cpu().numpy()
+            arrays[f"reconstruction_{k}"] = model.decode(model.encode(x))[0].clamp(-1, 1).float().cpu().numpy()
+    else:
+        originals = torch.stack([x for _, x in readable]).to(device)
+        if originals.ndim != 4:  # images only (video: no grid yet)
+            return
+        reconstructions = model.decode(model.encode(originals))
+        arrays = {"indices": indices, "originals": to_uint8_images(originals), "reconstructions": to_uint8_images(reconstructions)}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, indices=indices, originals=to_uint8_images(originals), reconstructions=to_uint8_images(reconstructions))
+    np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -19,12 +19,16 @@ class MetricUnavailable(RuntimeError):
 
 
 from bench.data.items import DataAccount
-from bench.metrics.codebook import CodebookUsage
+from bench.metrics.audio import PESQ, SISDR, STOI, MelDistance, STFTDistance
+from bench.metrics.codebook import CodebookUsage, QuantizationError
 from bench.metrics.fid import BACKENDS, FID
 from bench.metrics.lpips import LPIPS
 from bench.metrics.reconstruction import PSNR, SSIM, SSIMLlamaGen
 
-METRIC_NAMES = ("psnr", "ssim", "ssim_llamagen", "lpips", "rfid", "rfid_clean", "rfid_pytorch", "usage")
+IMAGE_METRICS = ("psnr", "ssim", "ssim_llamagen", "lpips", "rfid", "rfid_clean", "rfid_pytorch")
+AUDIO_METRICS = ("mel_distance", "stft_distance", "si_sdr", "pesq", "stoi")
+CODE_METRICS = ("usage", "quantization_error")  # from the codes and the encoder alone: also for tokenizers without a decoder
+METRIC_NAMES = (*IMAGE_METRICS, *AUDIO_METRICS, *CODE_METRICS)
 
 
 def build_metrics(
@@ -35,9 +39,13 @@ def build_metrics(
     usage_queue: int = 65536,
     fid_weights: dict[str, str] | None = None,
     fid_references: dict[str, dict[str, Tensor]] | None = None,
+    sample_rate: int | None = None,
+    reconstructs: bool = True,
 ) -> tuple[dict[str, Metric], dict[str, str]]:
     """Build the metrics in ``names`` (from ``METRIC_NAMES``): ``(available, {name: reason})``.
-    ``fid_weights`` / ``fid_references``: per rFID backend, an explicit weight file / cached real statistics."""
+    ``fid_weights`` / ``fid_references``: per rFID backend, an explicit weight file / cached real
+    statistics; ``sample_rate``: the audio metrics'; a tokenizer that does not ``reconstruct`` gets
+    only the `CODE_METRICS` (the others are listed as unavailable, with the reason)."""
     fid_weights, fid_references = fid_weights or {}, fid_references or {}
 
     def fid(backend: str):
@@ -49,13 +57,25 @@ def build_metrics(
         "ssim_llamagen": SSIMLlamaGen,
         "lpips": LPIPS,
         **{backend: fid(backend) for backend in BACKENDS},
+        "mel_distance": lambda: MelDistance(sample_rate),
+        "stft_distance": lambda: STFTDistance(sample_rate),
+        "si_sdr": lambda: SISDR(sample_rate),
+        "pesq": lambda: PESQ(sample_rate),
+        "stoi": lambda: STOI(sample_rate),
         "usage": lambda: CodebookUsage(codebook_size, num_codebooks, queue_size=usage_queue),
+        "quantization_error": QuantizationError,
     }
     unknown = [name for name in names if name not in factories]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; known: {list(METRIC_NAMES)}")
     metrics, unavailable = {}, {}
     for name in names:
+        if not reconstructs and name not in CODE_METRICS:
+            unavailable[name] = "the tokenizer has no decoder: nothing to compare with the input"
+            continue
+        if name in AUDIO_METRICS and sample_rate is None:
+            unavailable[name] = "an audio metric, and the tokenizer has no sample rate"
+            continue
         try:
             metrics[name] = factories[name]()
         except MetricUnavailable as err:
@@ -63,13 +83,17 @@ def build_metrics(
     return metrics, unavailable
 
 
-def update_all(metrics: dict[str, Metric], real: Tensor, fake: Tensor, codes: Tensor | None = None) -> None:
-    """Feed a batch to every metric: ``codes`` ``(..., num_codebooks)`` to ``CodebookUsage``,
-    ``real`` and ``fake`` (floats in [-1, 1]) to the others (the evaluation pass feeds `DataAccount`)."""
+def update_all(metrics: dict[str, Metric], real: Tensor, fake: Tensor | None, codes: Tensor | None = None, quantization_error: Tensor | None = None) -> None:
+    """Feed a batch to every metric: ``codes`` ``(..., num_codebooks)`` to ``CodebookUsage``, the
+    batch's mean squared ``quantization_error`` to `QuantizationError`, ``real`` and ``fake``
+    (floats in [-1, 1]) to the others (the evaluation pass feeds `DataAccount`)."""
     for metric in metrics.values():
         if isinstance(metric, DataAccount):
             continue
-        if isinstance(metric, CodebookUsage):
+        if isinstance(metric, QuantizationError):
+            if quantization_error is not None:
+                metric.update(quantization_error, len(real))
+        elif isinstance(metric, CodebookUsage):
             if codes is not None:
                 metric.update(codes)
         else:

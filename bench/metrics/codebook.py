@@ -102,3 +102,25 @@ class CodebookUsage(Metric):
             "usage_queue_per_codebook": usage_queue.tolist(),
             "perplexity_per_codebook": perplexity.tolist(),
         }
+
+
+class QuantizationError(Metric):
+    """Mean squared distance between the encoder's features and their quantized values, per item,
+    averaged over the evaluation (for tokenizers without a decoder, e.g. vq-wav2vec: with usage and
+    perplexity, what their codes can be judged by). Fed the batch mean and the batch size."""
+
+    full_state_update = False
+    higher_is_better = False
+    protocol = "quantization error: mean squared distance between encoder features and their quantized values (the tokenizer's forward), mean over items"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, batch_mean: Tensor, batch_size: int) -> None:
+        self.total += batch_mean.detach().double() * batch_size
+        self.count += batch_size
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
