@@ -295,7 +295,8 @@ def data_line(rows: list[Row]) -> str:
     return f" ({', '.join(parts)} images{': ' + ', '.join(f'`{name}`' for name in named) if named else ''})"
 
 
-def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, str], suite_config: dict[str, Any], listening: list[str] = ()) -> str:
+def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, str], suite_config: dict[str, Any], listening: list[str] = (),
+           not_run: dict[str, str] | None = None) -> str:  # fmt: skip
     """The markdown page of one suite; ``figures`` maps a caption to a PNG path relative to the page."""
     lines = [HEADER, f"# Leaderboard: {suite}", "", suite_config.get("description", ""), ""]
     if shown:
@@ -319,6 +320,9 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             lines += ["", "Not measured in these runs:", "", *[f"- {reason}" for reason in reasons]]
     else:
         lines += [f"No run records yet: `python -m bench.run suite={suite}` (the data and weights it needs are named in its config)."]
+    if not_run:
+        lines += ["", "Not run here (the tokenizer's last attempt; `python -m bench.run` again once it is fixed):", "",
+                  *[f"- {name}: {error}" for name, error in sorted(not_run.items())]]  # fmt: skip
     if hidden:
         lines += [
             "",
@@ -366,6 +370,14 @@ def draw_figures(suite: str, rows: list[Row], out_dir: Path) -> dict[str, str]:
         plots.reconstruction_grid(originals, grid, out_dir / suite / "reconstructions.png")
         figures["reconstructions (top: originals; each row's first seed)"] = f"{suite}/reconstructions.png"
     return figures
+
+
+def not_run_notes(suite: str, results_dir: str | Path, shown: set[str]) -> dict[str, str]:
+    """``{tokenizer: why}`` for the tokenizers whose last local run could not be made (missing weights,
+    say) and that have no row: written by `bench.run` under ``results/<suite>/not_run/``."""
+    folder = Path(results_dir) / suite / "not_run"
+    notes = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return {note["tokenizer"]: note["error"] for note in notes if note["tokenizer"] not in shown}
 
 
 def write_listening_samples(suite: str, loaded: list[tuple[str, dict]], out_dir: Path) -> None:
@@ -426,7 +438,7 @@ def suite_page(suite: str, results_dir: str | Path, out_dir: str | Path, *, draw
     suite with neither records nor published reference rows."""
     shown, hidden = suite_rows(suite, results_dir, out_dir, include_deviating)
     suite_config = suite_config_of(suite, shown)
-    if not shown and not hidden and not suite_config.get("references"):
+    if not shown and not hidden and not suite_config.get("references") and not not_run_notes(suite, results_dir, set()):
         return None
     if not shown:
         figures = {}
@@ -434,7 +446,8 @@ def suite_page(suite: str, results_dir: str | Path, out_dir: str | Path, *, draw
         figures = draw_figures(suite, shown, Path(out_dir))
     else:
         figures = existing_figures(suite, Path(out_dir))
-    return render(suite, shown, hidden, figures, suite_config, listening_table(suite, shown, Path(out_dir)) if shown else [])
+    listening = listening_table(suite, shown, Path(out_dir)) if shown else []
+    return render(suite, shown, hidden, figures, suite_config, listening, not_run_notes(suite, results_dir, {row.tokenizer for row in shown}))
 
 
 def suite_config_of(suite: str, rows: list[Row]) -> dict[str, Any]:

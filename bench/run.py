@@ -9,6 +9,7 @@ runs on that many CPU threads whatever the environment says: CPU numbers depend 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -36,6 +37,7 @@ from .config import register_configs, validate
 from .data import build_dataset, default_workers
 from .data.items import DataAccount, first_readable
 from .errors import BenchError
+from .files import atomic_write_bytes
 from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .fid_reference import load_references, save_references
 from .leaderboard import write_leaderboard
@@ -324,6 +326,11 @@ def compose_for(tokenizer: str | None, seed: int | None) -> DictConfig:
     return hydra.compose(config_name="config", overrides=overrides)
 
 
+def not_run_path(output_dir: str, suite: str, tokenizer: str) -> Path:
+    """Where a run that could not be made leaves why (its leaderboard lists it); removed when it runs."""
+    return Path(output_dir) / suite / "not_run" / f"{tokenizer}.json"
+
+
 def run(cfg: DictConfig) -> list[Path]:
     validate(cfg)
     if cfg.tokenizer is None and not cfg.suite.tokenizers:
@@ -333,9 +340,13 @@ def run(cfg: DictConfig) -> list[Path]:
     runs = [cfg] if tokenizers == [None] and seeds == [None] else [compose_for(t, s) for t in tokenizers for s in seeds]
     paths, failures = [], []
     for job in runs:  # one failing tokenizer (missing weights, say) does not stop the others
+        note = not_run_path(job.output_dir, job.suite.name, job.tokenizer.id)
         try:
             paths.append(run_one(job))
+            note.unlink(missing_ok=True)
         except BenchError as error:
+            if distributed.is_writer():  # the page names it in the tokenizer's place
+                atomic_write_bytes(note, json.dumps({"tokenizer": job.tokenizer.id, "seed": job.seed, "error": str(error)}).encode())
             if len(runs) == 1:
                 raise
             log.error("%s (seed %s): %s", job.tokenizer.id, job.seed, error)

@@ -55,14 +55,20 @@ def filter_valid(x: Tensor, taps: Tensor, dim: int) -> Tensor:
 
 def ssim_map(x: Tensor, y: Tensor, taps: Tensor, *, data_range: float, sample_covariance: bool = False, reflect: bool = True) -> Tensor:
     """SSIM map of float64 images ``(N, C, H, W)`` with the separable window ``taps`` ``(k,)``:
-    ``reflect`` pads by ``k // 2`` (the map is ``H x W``), else only full windows (``H-k+1 x W-k+1``)."""
-    n, c, h, w = x.shape
+    ``reflect`` pads by ``k // 2`` (the map is ``H x W``), else only full windows (``H-k+1 x W-k+1``).
+    One channel of one image at a time: its five filtered planes stay in the CPU's cache."""
+    n, c = x.shape[:2]
+    maps = [_plane_map(a, b, taps, data_range, sample_covariance, reflect) for a, b in zip(x.flatten(0, 1), y.flatten(0, 1))]
+    return torch.stack(maps).view(n, c, *maps[0].shape)
+
+
+def _plane_map(x: Tensor, y: Tensor, taps: Tensor, data_range: float, sample_covariance: bool, reflect: bool) -> Tensor:
+    """`ssim_map` of one plane ``(H, W)``."""
     k = len(taps)
-    planes = torch.cat([x, y, x * x, y * y, x * y]).reshape(5 * n * c, 1, h, w)
+    planes = torch.stack([x, y, x * x, y * y, x * y])
     if reflect:
-        planes = F.pad(planes, (k // 2,) * 4, mode="reflect")
-    planes = filter_valid(filter_valid(planes, taps, dim=-1), taps, dim=-2)
-    mu_x, mu_y, xx, yy, xy = planes.reshape(5, n, c, *planes.shape[-2:])
+        planes = F.pad(planes[:, None], (k // 2,) * 4, mode="reflect")[:, 0]
+    mu_x, mu_y, xx, yy, xy = filter_valid(filter_valid(planes, taps, dim=-1), taps, dim=-2)
     norm = k * k / (k * k - 1) if sample_covariance else 1.0
     var_x, var_y, cov = norm * (xx - mu_x**2), norm * (yy - mu_y**2), norm * (xy - mu_x * mu_y)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
