@@ -61,9 +61,13 @@ def suites_listing() -> dict[str, list[dict[str, Any]]]:
     listing: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((CONF / "suite").glob("*.yaml")):
         suite = OmegaConf.load(path)
-        resolution = suite.get("dataset", {}).get("resolution", 32)
+        dataset = suite.get("dataset", {})
+        if "sample_rate" in dataset:  # audio: (channels, samples of one segment)
+            shape = (dataset.get("channels", 1), round(dataset.sample_rate * (dataset.get("segment_seconds") or 1.0)))
+        else:
+            shape = (3, dataset.get("resolution", 32), dataset.get("resolution", 32))
         for name in suite.get("tokenizers", []):
-            listing.setdefault(name, []).append({"suite": path.stem, "input_shape": (3, resolution, resolution)})
+            listing.setdefault(name, []).append({"suite": path.stem, "input_shape": shape})
     return listing
 
 
