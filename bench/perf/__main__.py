@@ -1,4 +1,4 @@
-"""``python -m bench.perf quantizers|train|eval [--quick] [--json] ...``."""
+"""``python -m bench.perf quantizers|train|eval|models [--quick] [--json] ...``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
     sub = parser.add_subparsers(dest="suite", required=True)
     from . import eval as evaluation
-    from . import quantizers, train
+    from . import models, quantizers, train
 
-    suites = {"quantizers": quantizers, "train": train, "eval": evaluation}
+    suites = {"quantizers": quantizers, "train": train, "eval": evaluation, "models": models}
     for name, module in suites.items():
         module.add_arguments(sub.add_parser(name, help=module.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
