@@ -14,15 +14,30 @@ tokenizer maps the protocol's [-1, 1] inputs to [0, 1] and its outputs back.
 
 `maskgit_flax_state_dict` maps the Flax parameter tree of ``VQVAE`` (``params['encoder']``, ...)
 onto this module tree, transposing kernels; every parameter is placed and every shape checked.
+
+The released weights are read in the PyTorch form the field uses: ``maskgit-vqgan-imagenet-f16-256.bin``
+(Hugging Face ``fun-research/TiTok``), the JAX checkpoint converted by open-muse's
+``scripts/convert_maskgit_vqgan.py`` for bytedance/1d-tokenizer's port (``modeling/modules/maskgit_vqgan.py``,
+loaded by ``modeling/titok.py``'s ``PretrainedTokenizer`` as TiTok's stage-1 proxy-code teacher and by RAR).
+That port is this network layer for layer (its ``Conv2dSame`` pads 3x3 convolutions by 1 on each side, as
+``padding=1``; its width-changing blocks keep the shortcut on the output, ``residual = nin_shortcut(h)``;
+nearest-code search by squared distance) and it too takes images in [0, 1]: TiTok feeds
+``ToTensor()`` images (``scripts/pretokenization.py``; the webdataset reader's default mean 0, std 1), and
+``PretrainedTokenizer.decode`` clamps reconstructions to [0, 1]. This tokenizer does not clamp (the
+harness's metrics clip the [-1, 1] output themselves). `titok_maskgit_state_dict` renames that
+port's keys onto this module tree.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoints import WeightFile
 from ..registry import create_quantizer, register_tokenizer
 from .autoencoder import ImageAutoencoderTokenizer
 
@@ -115,7 +130,90 @@ class MaskGITVQGAN(ImageAutoencoderTokenizer):
         return super().decode_embeddings(quantized) * 2 - 1
 
 
-@register_tokenizer(input_shape=(3, 256, 256))
+_TITOK_RENAMES = (  # the port's names -> ours, level indices fixed up afterwards
+    (re.compile(r"^encoder\.down\.(\d+)\.block\.(\d+)\."), r"encoder.levels.\1.\2."),
+    (re.compile(r"^(encoder|decoder)\.mid\.(\d+)\."), r"\1.middle.\2."),
+    (re.compile(r"^decoder\.up\.(\d+)\.block\.(\d+)\."), r"decoder.up_levels.\1.\2."),
+    (re.compile(r"^decoder\.up\.(\d+)\.upsample_conv\."), r"decoder.up_upsamples.\1."),
+    (re.compile(r"^quantize\.embedding\.weight$"), "quantizer.codebook"),
+    (re.compile(r"^((?:encoder|decoder)\.(?:conv_in|norm_out|conv_out)\.(?:weight|bias))$"), r"\1"),
+)
+_TITOK_BLOCK_PARTS = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "shortcut"}
+
+
+def _titok_arch(state: dict[str, Tensor]) -> dict:
+    """The factory arguments the port's state dict was built with (read off its key names and shapes)."""
+    try:
+        filters = state["encoder.conv_in.weight"].shape[0]
+        levels = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.down\.(\d+)\.", k)))
+        blocks = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.down\.0\.block\.(\d+)\.", k)))
+        widths = [state[f"encoder.down.{level}.block.0.conv1.weight"].shape[0] for level in range(levels)]
+        codebook_size, embedding_dim = state["quantize.embedding.weight"].shape
+    except (KeyError, ValueError) as error:
+        raise KeyError(f"not a MaskGIT VQGAN state dict in the TiTok port's names: cannot read its shape ({error!r})") from None
+    if any(width % filters for width in widths):
+        raise KeyError(f"TiTok port level widths {widths} are not multiples of conv_in's {filters} channels")
+    return dict(filters=filters, channel_multipliers=tuple(width // filters for width in widths), num_res_blocks=blocks,
+                embedding_dim=embedding_dim, codebook_size=codebook_size)  # fmt: skip
+
+
+def titok_maskgit_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The state dict of bytedance/1d-tokenizer's ``PretrainedTokenizer`` (``encoder.down.{i}.block.{j}``,
+    ``encoder.mid.{j}``, ``decoder.up.{i}`` in their reversed order, ``nin_shortcut``,
+    ``quantize.embedding.weight``; the released ``maskgit-vqgan-imagenet-f16-256.bin``) as this module
+    tree's. Every key is placed and every shape checked against `maskgit_vqgan` built (on the meta device)
+    at the width the file implies; a key with no place, a missing key or a shape that does not fit raises
+    ``KeyError`` naming it."""
+    arch = _titok_arch(state)
+    levels = len(arch["channel_multipliers"])
+    mapped, source, unplaced = {}, {}, []
+    for key, value in state.items():
+        new = None
+        for pattern, replacement in _TITOK_RENAMES:
+            if pattern.match(key):
+                new = pattern.sub(replacement, key)
+                break
+        if new is not None and re.search(r"\.(levels|up_levels)\.\d+\.\d+\.|\.middle\.\d+\.", new):  # inside a ResBlock
+            block = re.match(r"^(.*\.\d+)\.(\w+)\.(weight|bias)$", new)
+            if block is None or block.group(2) not in _TITOK_BLOCK_PARTS:
+                new = None
+            else:
+                new = f"{block.group(1)}.{_TITOK_BLOCK_PARTS[block.group(2)]}.{block.group(3)}"
+        if new is not None:  # the port keeps decoder.up[i] at level i (run from the last); ours in processing order
+            new = re.sub(r"^decoder\.up_levels\.(\d+)\.", lambda m: f"decoder.levels.{levels - 1 - int(m.group(1))}.", new)
+            new = re.sub(r"^decoder\.up_upsamples\.(\d+)\.", lambda m: f"decoder.upsamples.{levels - 1 - int(m.group(1))}.", new)
+        if new is None:
+            unplaced.append(key)
+        else:
+            mapped[new], source[new] = value, key
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in maskgit_vqgan(**arch).state_dict().items()}
+    unplaced += [source[key] for key in mapped if key not in expected]  # a rename onto a module we do not have
+    if unplaced:
+        raise KeyError(f"TiTok MaskGIT-VQGAN keys with no place in MaskGITVQGAN: {unplaced[:5]}")
+    missing = [key for key in expected if key not in mapped]
+    if missing:
+        raise KeyError(f"TiTok MaskGIT-VQGAN state dict lacks (in our names) {missing[:5]}")
+    reshaped = [f"{source[key]} {tuple(mapped[key].shape)} vs {expected[key]}" for key in expected if tuple(mapped[key].shape) != expected[key]]
+    if reshaped:
+        raise KeyError(f"TiTok MaskGIT-VQGAN keys of another shape (file vs model): {reshaped[:5]}")
+    return mapped
+
+
+TITOK_MASKGIT_VQGAN = WeightFile(
+    filename="maskgit-vqgan-imagenet-f16-256.bin",
+    url="https://huggingface.co/fun-research/TiTok/resolve/main/maskgit-vqgan-imagenet-f16-256.bin",
+    hf_repo="fun-research/TiTok",
+    licence="Apache-2.0 (google-research/maskgit's released ImageNet 256 tokenizer; converted and published by bytedance/1d-tokenizer, Apache-2.0)",
+    notes="bytedance/1d-tokenizer README_TiTok.md: google-research/maskgit's JAX tokenizer checkpoint converted to PyTorch with "
+          "huggingface/open-muse scripts/convert_maskgit_vqgan.py (also on Google Drive 1DjZqzJrUt2hwpmUPkjGSBTFEJcOkLY-Q); torch.save of "
+          "PretrainedTokenizer's plain state dict (encoder.*, decoder.*, quantize.embedding.weight), 54,515,587 parameters; "
+          "the port takes RGB in [0, 1] (ToTensor, no normalisation) and clamps decoded images to [0, 1]; this tokenizer takes "
+          "[-1, 1] and maps it to [0, 1] itself (no clamp)",
+)  # fmt: skip
+
+
+@register_tokenizer(input_shape=(3, 256, 256), pretrained=(TITOK_MASKGIT_VQGAN,), convert=titok_maskgit_state_dict)
 def maskgit_vqgan(filters: int = 128, channel_multipliers: tuple[int, ...] = (1, 1, 2, 2, 4), num_res_blocks: int = 2, embedding_dim: int = 256,
                   codebook_size: int = 1024, **quantizer_kwargs) -> MaskGITVQGAN:  # fmt: skip
     """MaskGIT's ImageNet VQGAN: f16, 1024 codes of dim 256 (16x16 tokens at 256x256)."""

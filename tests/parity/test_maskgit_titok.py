@@ -1,0 +1,112 @@
+"""MaskGIT's VQGAN in the PyTorch form its released weights are used in (bytedance/1d-tokenizer's port,
+whose ``maskgit-vqgan-imagenet-f16-256.bin`` on Hugging Face ``fun-research/TiTok`` is TiTok's stage-1
+teacher) against golden outputs of that port, at reduced width, through `titok_maskgit_state_dict`.
+(tests/parity/test_maskgit_vqgan.py holds the same module tree to google-research/maskgit's JAX code.)
+
+How ``golden/maskgit_titok_tiny.safetensors`` was made (bytedance/1d-tokenizer at 942a96f,
+``modeling/modules/maskgit_vqgan.py`` alone copied into a scratch folder, torch 2.14.1, CPU)::
+
+    def tokenizer(conf, codes, dim):  # modeling/titok.py PretrainedTokenizer's three children, its attribute names
+        model = torch.nn.Module()
+        model.encoder, model.decoder = Encoder(conf), Decoder(conf)
+        model.quantize = VectorQuantizer(num_embeddings=codes, embedding_dim=dim, commitment_cost=0.25)
+        return model
+
+    torch.manual_seed(0)
+    conf = SimpleNamespace(channel_mult=[1, 1, 2], num_resolutions=3, dropout=0.0, hidden_channels=32, num_channels=3,
+                           num_res_blocks=1, resolution=16, z_channels=16)
+    model = tokenizer(conf, 64, 16)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # non-trivial norms and biases (and a spread codebook)
+            p.copy_(p.half().float())  # values float16 holds exactly: the file stores them in half the bytes
+    model.eval()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))  # the port's inputs: [0, 1]
+    with torch.no_grad():
+        # PretrainedTokenizer.encode / .decode (float32), without decode's final clamp to [0, 1]
+        codes = model.quantize(model.encoder(x))[1]
+        reconstruction = model.decoder(model.quantize.get_codebook_entry(codes))
+    full = SimpleNamespace(channel_mult=[1, 1, 2, 2, 4], num_resolutions=5, dropout=0.0, hidden_channels=128, num_channels=3,
+                           num_res_blocks=2, resolution=256, z_channels=256)  # PretrainedTokenizer's own conf
+    with torch.device("meta"):
+        released = tokenizer(full, 1024, 256)
+    shapes = {k: list(v.shape) for k, v in released.state_dict().items()}
+    save_file({**{f"model.{k}": v.half().contiguous() for k, v in model.state_dict().items()}, "input": x,
+               "codes": codes.view(2, 4, 4).contiguous(), "reconstruction": reconstruction.contiguous()},
+              path, metadata={"released_shapes": json.dumps(shapes)})
+
+Ranges: the port, like the JAX code, takes images in [0, 1] and gives reconstructions in about [0, 1]
+(TiTok feeds ``ToTensor()`` images; ``PretrainedTokenizer.decode`` clamps to [0, 1]); ours takes and
+gives [-1, 1], so the golden input goes in as ``2 x - 1`` and our output is compared with
+``2 reconstruction - 1``. Observed: identical codes (14 distinct of 64), reconstruction within 1.2e-5 in
+[-1, 1] units (float32 summation order; the port pads by ``F.pad`` then convolves); asserted 1e-4.
+The file's metadata lists the released configuration's key names and shapes (54,515,587 parameters),
+which must all map onto the full-size ``maskgit_vqgan`` (two blocks per level, five levels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from implementations import create_tokenizer
+from implementations.image.maskgit import titok_maskgit_state_dict
+from implementations.registry import tokenizer_entry
+
+GOLDEN = Path(__file__).parent / "golden" / "maskgit_titok_tiny.safetensors"
+TINY = dict(filters=32, channel_multipliers=(1, 1, 2), num_res_blocks=1, embedding_dim=16, codebook_size=64)
+
+
+def golden_state() -> tuple[dict, dict[str, torch.Tensor]]:
+    golden = load_file(GOLDEN)
+    return golden, {key.removeprefix("model."): value for key, value in golden.items() if key.startswith("model.")}
+
+
+def released_shapes() -> dict[str, torch.Tensor]:
+    with safe_open(str(GOLDEN), "pt") as handle:
+        shapes = json.loads(handle.metadata()["released_shapes"])
+    return {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
+
+
+def test_codes_and_reconstruction_equal_the_titok_port():
+    golden, state = golden_state()
+    ours = create_tokenizer("maskgit_vqgan", **TINY).eval()
+    ours.load_state_dict(titok_maskgit_state_dict(state), strict=True)
+    with torch.no_grad():
+        out = ours(golden["input"] * 2 - 1)
+    assert torch.equal(out.codes[..., 0], golden["codes"]) and golden["codes"].unique().numel() > 10
+    expected = golden["reconstruction"] * 2 - 1
+    torch.testing.assert_close(out.recon, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ours.decode(out.codes), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_released_configuration_maps_onto_the_full_size_model():
+    state = released_shapes()
+    assert sum(value.numel() for value in state.values()) == 54_515_587
+    with torch.device("meta"):
+        ours = create_tokenizer("maskgit_vqgan")
+    ours.load_state_dict(titok_maskgit_state_dict(state), strict=True, assign=True)  # every key, every shape
+
+
+def test_registered_release_and_key_map():
+    entry = tokenizer_entry("maskgit_vqgan")
+    assert entry.convert is titok_maskgit_state_dict
+    (release,) = entry.pretrained
+    assert (release.hf_repo, release.filename) == ("fun-research/TiTok", "maskgit-vqgan-imagenet-f16-256.bin")
+
+
+def test_unplaced_missing_and_misshapen_keys_are_named():
+    _, state = golden_state()
+    with pytest.raises(KeyError, match=r"extra\.weight"):
+        titok_maskgit_state_dict({**state, "extra.weight": torch.zeros(1)})
+    with pytest.raises(KeyError, match=r"decoder\.up\.0\.upsample_conv\.weight"):  # the port has no upsampling after its last level
+        titok_maskgit_state_dict({**state, "decoder.up.0.upsample_conv.weight": torch.zeros(32, 32, 3, 3)})
+    with pytest.raises(KeyError, match=r"encoder\.levels\.2\.0\.shortcut\.weight"):
+        titok_maskgit_state_dict({k: v for k, v in state.items() if k != "encoder.down.2.block.0.nin_shortcut.weight"})
+    with pytest.raises(KeyError, match=r"decoder\.up\.1\.upsample_conv\.weight"):
+        titok_maskgit_state_dict({**state, "decoder.up.1.upsample_conv.weight": torch.zeros(32, 32, 1, 1)})
