@@ -36,8 +36,8 @@ class ResnetBlock(nn.Module):
         self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        h = F.silu(self.norm2(self.conv1(F.silu(self.norm1(x)))))  # conv1's output is freed before conv2 runs
+        h = self.conv2(self.dropout(h))
         return (x if self.nin_shortcut is None else self.nin_shortcut(x)) + h
 
 
