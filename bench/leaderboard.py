@@ -204,7 +204,7 @@ def results_table(rows: list[Row]) -> pd.DataFrame:
         entry.update({title: _format_spread(key, *row.metric(key)) for key, title, _ in METRIC_COLUMNS})
         per_level = row.first["metrics"].get("usage_per_codebook")
         if isinstance(per_level, list) and len(per_level) > 1:
-            entry["usage per level"] = "/".join(f"{u:.0%}" for u in per_level)
+            entry["usage per level"] = "/".join(f"{u:.1%}" for u in per_level)
         entry["n"] = row.first["num_items"]
         entry["seeds"] = ",".join(map(str, row.seeds))
         entry["provenance"] = row.provenance()
@@ -285,6 +285,15 @@ def reproducibility_note(rows: list[Row]) -> str:
     return text
 
 
+def made_by(record: dict[str, Any]) -> str:
+    """How the items were made: the image preprocessing, or the audio's rate, segments and resampler."""
+    if "kbps" in record["rate"]:
+        dataset = record["config"]["suite"]["dataset"]
+        segment = f"{dataset['segment_seconds']:g}-s segments" if dataset.get("segment_seconds") else "whole utterances"
+        return f"{dataset['sample_rate']} Hz, {segment}, resampled with {record.get('data', {}).get('resampler', 'soxr HQ')}"
+    return f"preprocessing `{record['protocol']['preprocessing']}`"
+
+
 def data_line(rows: list[Row]) -> str:
     """What the preprocessing did and which files were unreadable, where it happened (most per record)."""
     counts = {key: max(r.get("data", {}).get(key, 0) for row in rows for r in row.records) for key in ("skipped", "upsampled", "padded")}
@@ -306,7 +315,7 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             _markdown(results_table(shown)),
             "",
             f"Measured on split `{protocol['split']}`: {first['num_items']} items of shape {tuple(protocol['input_shape'])}, "
-            f"preprocessing `{protocol['preprocessing']}`{data_line(shown)}. Rate = tokens x codebooks x log2(codebook size) per pixel (bpp) "
+            f"{made_by(first)}{data_line(shown)}. Rate = tokens x codebooks x log2(codebook size) per pixel (bpp) "
             "or per second (kbps). Provenance: published (`leaderboards/records/`) or local (`results/`) records, "
             "training steps, protocol hash (the config hash without the seed) @ commit; each seed's record is "
             "`<tokenizer>-<config hash>.json`.",
