@@ -159,7 +159,6 @@ class Spec:
 
 @dataclass
 class Prepared:
-    spec: Spec
     batch: int
     steps: dict[str, Callable[[], object]]  # "ours" and, where there is one, "official"
     row: dict
@@ -214,7 +213,7 @@ def prepare(spec: Spec, batch: int, device: torch.device, precision: str) -> Pre
         steps["official"] = step(peer.encode, peer.decode)
         with torch.no_grad(), _autocast(device, precision):
             row["codes_equal"] = (ours.encode(x) == peer.encode(x)).double().mean().item()
-    return Prepared(spec, batch, steps, row)
+    return Prepared(batch, steps, row)
 
 
 def time_steps(prepared: Prepared, repeats: int, device: torch.device) -> None:
