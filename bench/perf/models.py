@@ -93,8 +93,8 @@ def taming_peer(**overrides) -> Peer:
     from implementations.image.vqgan import IMAGENET_F16
 
     c = {**IMAGENET_F16, "embed_dim": 256, "codebook_size": 1024, **overrides}
-    ddconfig = dict(ch=c["ch"], out_ch=3, ch_mult=list(c["ch_mult"]), num_res_blocks=c["num_res_blocks"], attn_resolutions=list(c["attn_resolutions"]),
-                    dropout=0.0, in_channels=3, resolution=c["resolution"], z_channels=c["z_channels"], double_z=False)  # fmt: skip
+    ddconfig = {"ch": c["ch"], "out_ch": 3, "ch_mult": list(c["ch_mult"]), "num_res_blocks": c["num_res_blocks"], "attn_resolutions": list(c["attn_resolutions"]),
+                "dropout": 0.0, "in_channels": 3, "resolution": c["resolution"], "z_channels": c["z_channels"], "double_z": False}  # fmt: skip
     model = TamingVQModel(ddconfig, c["codebook_size"], c["embed_dim"])
     with torch.no_grad():  # taming draws the codebook in (-1/K, 1/K): spread it so that codes vary
         model.quantize.embedding.weight.normal_()
@@ -224,7 +224,7 @@ def time_steps(prepared: Prepared, repeats: int, device: torch.device) -> None:
     for index in range(repeats):
         order = list(prepared.steps) if index % 2 == 0 else list(reversed(prepared.steps))
         for side in order:
-            times[side].append(timed_ms(lambda: (prepared.steps[side](), _sync(device))))
+            times[side].append(timed_ms(lambda step=prepared.steps[side]: (step(), _sync(device))))
     for side, values in times.items():
         median = statistics.median(values)
         prefix = "" if side == "ours" else "official_"

@@ -11,7 +11,7 @@ pytest.importorskip("taming")
 pytest.importorskip("tabulate")
 
 # the f16 layout at width 32 (as tests/parity/test_taming_vqgan.py), 64x64 inputs
-REDUCED = dict(ch=32, z_channels=32, embed_dim=32, codebook_size=64, resolution=64)
+REDUCED = {"ch": 32, "z_channels": 32, "embed_dim": 32, "codebook_size": 64, "resolution": 64}
 
 
 def test_a_row_against_the_official_code():
