@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from ..errors import BenchError
 from .images import subset
-from .items import Item, Noted, Skipped, sha256_text
+from .items import FileItems, Item, Noted, Skipped
 
 RESAMPLER = "soxr HQ"  # python-soxr's resample(..., quality="HQ"); the record carries it
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
@@ -121,7 +121,7 @@ def check_audio_settings(sample_rate: int, channels: int, segment_seconds: float
                          "need sample_rate > 0, channels 1 or 2, segment_seconds > 0 or null (whole utterances)")  # fmt: skip
 
 
-class AudioFiles(Dataset):
+class AudioFiles(FileItems):
     """Audio files as ``(channels, samples)`` float32 in [-1, 1] at ``sample_rate``: the first
     ``segment_seconds`` of each (``samples = round(segment_seconds * sample_rate)``), or whole
     utterances when it is None (``variable_length``: evaluated at batch size 1). See the module docstring."""
@@ -135,16 +135,6 @@ class AudioFiles(Dataset):
         self.channels = channels
         self.segment_seconds = segment_seconds
         self.variable_length = segment_seconds is None
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def source(self, index: int) -> str:
-        return str(self.paths[index])
-
-    def fingerprint(self) -> str:
-        """Names the items: every file's path and size (cached statistics of these items are reused)."""
-        return sha256_text("".join(f"{path}\t{path.stat().st_size}\n" for path in self.paths))
 
     def __getitem__(self, index: int) -> Item:
         try:

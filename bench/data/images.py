@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
 from ..errors import BenchError
-from .items import Item, Skipped, sha256_text
+from .items import FileItems, Item, Skipped
 from .transforms import preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -49,7 +48,7 @@ def read_rgb(source) -> Image.Image:
         return to_rgb(image)
 
 
-class ImageFiles(Dataset):
+class ImageFiles(FileItems):
     """Images from a list of paths, preprocessed to ``(3, resolution, resolution)`` in [-1, 1]; an
     unreadable file is `Skipped`."""
 
@@ -58,16 +57,6 @@ class ImageFiles(Dataset):
         self.resolution = resolution
         self.preprocessing = preprocessing
         self.center_crop = center_crop
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def source(self, index: int) -> str:
-        return str(self.paths[index])
-
-    def fingerprint(self) -> str:
-        """Names the items: every file's path and size (cached statistics of these items are reused)."""
-        return sha256_text("".join(f"{path}\t{path.stat().st_size}\n" for path in self.paths))
 
     def __getitem__(self, index: int) -> Item:
         try:

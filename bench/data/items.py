@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 from torchmetrics import Metric
 
 NOTES = ("upsampled", "padded")  # what a preprocessing mode did to an image smaller than its target
@@ -64,6 +65,23 @@ def collate(items: list[Item]) -> Batch:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class FileItems(Dataset):
+    """A dataset of one item per file in ``self.paths``: its length, each item's source, and the
+    fingerprint that names the items (every file's path and size)."""
+
+    paths: list
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def source(self, index: int) -> str:
+        return str(self.paths[index])
+
+    def fingerprint(self) -> str:
+        """Names the items: every file's path and size (cached statistics of these items are reused)."""
+        return sha256_text("".join(f"{path}\t{path.stat().st_size}\n" for path in self.paths))
 
 
 def tensor_of(item: Item) -> Tensor | None:
