@@ -151,22 +151,51 @@ def git_sha() -> str:
     return sha + ("-dirty" if dirty else "")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else the architecture: CPU numbers are bit-exact only
-    on the same kind of CPU."""
+# CPU features that choose between kernels in torch (its ATen CPU capability) and in oneDNN / MKL:
+# two CPUs that agree on these (and on vendor, family and model) run the same float operations.
+KERNEL_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
+    "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2",
+)
+
+
+def cpu_identity() -> dict[str, Any]:
+    """The CPU as far as it decides float results: model name, vendor, family / model / stepping (a
+    virtual machine may name every CPU "Intel(R) Xeon(R) Processor"), the instruction-set flags
+    that select kernels, and torch's CPU capability (the ATen kernels it dispatches to)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return {
+        "model_name": fields.get("model name") or platform.processor() or platform.machine(),
+        "vendor": fields.get("vendor_id") or fields.get("CPU implementer", ""),
+        "family": fields.get("cpu family", ""),
+        "model": fields.get("model") or fields.get("CPU part", ""),
+        "stepping": fields.get("stepping", ""),
+        "kernel_flags": [flag for flag in KERNEL_FLAGS if flag in flags],
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def describe_cpu(identity: dict[str, Any]) -> str:
+    """One line naming a `cpu_identity`: ``Intel(R) Xeon(R) Processor (GenuineIntel family 6 model 207,
+    torch AVX512 kernels; avx2 fma avx512f ...)``."""
+    kind = " ".join(f"{key} {identity[key]}" for key in ("family", "model") if identity.get(key))
+    return f"{identity['model_name']} ({' '.join(filter(None, [identity.get('vendor'), kind]))}, torch {identity['torch_capability']} kernels; {' '.join(identity['kernel_flags'])})"
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
     info = {
         "device": str(device),
-        "cpu": cpu_model(),
+        "cpu": cpu_identity()["model_name"],
+        "cpu_identity": cpu_identity(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
