@@ -72,7 +72,8 @@ def write(folder: Path, record: dict, samples: np.ndarray | None = None) -> None
 
 
 def table_line(page: str, tokenizer: str) -> list[str]:
-    return [line for line in page.splitlines() if line.startswith(f"| {tokenizer} ")]
+    """The table rows of ``tokenizer`` (its name in the first or, after the rank, second column)."""
+    return [line for line in page.splitlines() if line.startswith("| ") and tokenizer in [cell.strip() for cell in line.split("|")[1:3]]]
 
 
 def test_same_records_same_bytes_and_new_record_changes_only_its_row(tmp_path):
@@ -83,8 +84,8 @@ def test_same_records_same_bytes_and_new_record_changes_only_its_row(tmp_path):
 
     write(results, make_record("tok_b", 25.0))
     new_page = leaderboard.write_leaderboard("toy", results, out).read_text()
-    added = [line for line in new_page.splitlines() if line not in page.splitlines()]
-    assert len(added) == 1 and added[0].startswith("| tok_b") and "25.00" in added[0]
+    added = [line for line in new_page.splitlines() if line not in page.splitlines() and not line.startswith("Rows are ranked")]
+    assert len(added) == 1 and added[0].startswith("| 2 ") and "| tok_b " in added[0] and "25.00" in added[0]
     assert "| [toy](toy.md) | a toy suite | 2 | 1 |" in (out / "README.md").read_text()
 
 
@@ -108,6 +109,23 @@ def test_seeds_are_one_row_with_mean_and_sample_std(tmp_path):
     assert "| 0,1,2 " in line and "local · 600 steps" in line and "protocol differs" not in line
     assert "mean ± sample standard deviation over the seeds" in page
     assert "fixed to 2 CPU threads" in page and "bit-exact" in page
+
+
+def test_rows_are_ranked_and_neighbours_the_seeds_cannot_tell_apart_share_a_rank(tmp_path):
+    results = tmp_path / "results"
+    for tokenizer, psnrs in {"vqvae_tiny_vq_d4": [24.0, 24.2], "vqvae_tiny_ema_d64": [24.3, 24.5], "vqvae_tiny_fsq_8555": [26.0, 26.1], "vqvae_tiny_lfq_12": [20.0, 20.1]}.items():
+        for seed, psnr in enumerate(psnrs):
+            write(results, builtin_record(tokenizer, psnr, seed=seed))
+    page = leaderboard.write_leaderboard("builtin", results, tmp_path / "lb").read_text()
+    ranks = {name: table_line(page, name)[0].split("|")[1].strip() for name in ("vqvae_tiny_fsq_8555", "vqvae_tiny_ema_d64", "vqvae_tiny_vq_d4", "vqvae_tiny_lfq_12")}
+    # ema 24.4 ± 0.14 and vq_d4 24.1 ± 0.14: a gap of 0.3 is larger than 0.28, so separated
+    assert ranks == {"vqvae_tiny_fsq_8555": "1", "vqvae_tiny_ema_d64": "2", "vqvae_tiny_vq_d4": "3", "vqvae_tiny_lfq_12": "4"}
+    write(results, builtin_record("vqvae_tiny_vq_d4", 24.4, seed=2))  # vq_d4: 24.2 ± 0.2, now within reach of ema
+    page = leaderboard.write_leaderboard("builtin", results, tmp_path / "lb").read_text()
+    assert [table_line(page, name)[0].split("|")[1].strip() for name in ("vqvae_tiny_ema_d64", "vqvae_tiny_vq_d4")] == ["2–3", "2–3"]
+    assert "ranked by mean PSNR" in page and "not separated" in page
+    lines = page.splitlines()
+    assert lines.index(table_line(page, "vqvae_tiny_fsq_8555")[0]) < lines.index(table_line(page, "vqvae_tiny_lfq_12")[0])
 
 
 def test_a_deviating_run_never_replaces_the_protocol_row(tmp_path):
