@@ -130,7 +130,9 @@ def update(suite: str, current: dict[str, Any], output_dir: Path, other_threads:
     if threads is None:
         raise SystemExit(f"suite {suite} does not fix suite.threads: its numbers are not reproducible enough to gate on")
     commits: set[str] = set()
-    by_threads = {t: measure(suite, [*current["overrides"], f"suite.threads={t}"], current["seed"], output_dir / f"threads{t}", commits=commits) for t in [threads, *other_threads]}
+    # Records are named by config hash, which covers the thread count: one folder holds every run, and
+    # the suite's default run (`--output-dir results`) already holds the check seed at its threads.
+    by_threads = {t: measure(suite, [*current["overrides"], f"suite.threads={t}"], current["seed"], output_dir, commits=commits) for t in [threads, *other_threads]}
     return {**current, "git_sha": ",".join(sorted(commits)), "environment": environment(threads), "tokenizers": derive(by_threads, threads)}
 
 
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             current = json.loads(path.read_text())
             if args.update:
                 other = [int(t) for t in args.other_threads.split(",") if t]
-                updated = update(suite, current, output_dir / suite, other)
+                updated = update(suite, current, output_dir, other)
                 rows, _ = compare(current, {t: {m: e["value"] for m, e in ms.items()} for t, ms in updated["tokenizers"].items()}, "portable") if current.get("tokenizers") else ([], True)
                 print(f"{suite}: baselines re-measured at seed {current['seed']}, threads {updated['environment']['threads']} and {other}; against the previous ones:")
                 print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f") if rows else "(no previous baselines)")
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             threads = compose([f"suite={suite}"]).suite.threads
             tier, why = choose_tier(current.get("environment"), environment(threads))
             print(f"{suite}: {tier} tier: {why}")
-            measured = measure(suite, current["overrides"], current["seed"], output_dir / suite, args.tokenizer)
+            measured = measure(suite, current["overrides"], current["seed"], output_dir, args.tokenizer)
             rows, ok = compare(current, measured, tier)
             all_ok &= ok
             print(f"{suite}: {'no regression' if ok else 'METRICS MOVED BEYOND TOLERANCE'} (baselines {path}, seed {current['seed']}, {tier} tier)")

@@ -23,7 +23,7 @@ def dataset_cfg(**overrides):
 def test_builtin_split_is_by_photograph_and_deterministic():
     cfg = dataset_cfg(kind="builtin_photos", resolution=32)
     train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
-    assert (len(train), len(test)) == (448, 192)
+    assert (len(train), len(test)) == (1605, 690)  # half-crop stride: four alignments per photograph
     assert torch.equal(build_dataset(cfg, "test").images, test.images)
     assert test.images.min() >= -1 and test.images.max() <= 1
     # no test crop appears in the training split
