@@ -319,8 +319,8 @@ def reproducibility_note(rows: list[Row]) -> str:
             "noise moves single runs; `python -m bench.regress` states how far, measured across thread counts."
         )
     total = sum(r.get("wall_time_s") or 0.0 for r in records)
-    text += f" The {len(records)} runs of this table took {total / 60:.1f} minutes in all (their records' wall times, training and evaluation)."
-    return text
+    took = f"The {len(records)} runs of this table took {total / 60:.1f} minutes in all (their records' wall times, training and evaluation)."
+    return f"{text} {took}".strip()
 
 
 def made_by(record: dict[str, Any]) -> str:
