@@ -18,6 +18,8 @@ really runs in a fresh clone; a local record replaces a published one of the sam
 rerun). ``--publish`` copies the local records and samples shown on the pages into
 ``leaderboards/records/`` to commit them, and refuses records made from uncommitted code;
 ``--check`` exits 1 when a committed page is stale or a committed record carries a ``-dirty`` sha.
+The parity page (``parity.md``, from the parity tests' ``parity.json``) is rendered and checked
+alongside (`bench.parity`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
-from . import plots
+from . import parity, plots
 from .errors import BenchError
 from .files import atomic_write_bytes, exclusive_lock
 from .provenance import protocol_deviations
@@ -624,12 +626,14 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"published {path}")
             return
         if args.check:
-            problems = check(args.results, args.out)
+            problems = check(args.results, args.out) + parity.check(args.out)
             for problem in problems:
                 print(problem, file=sys.stderr)
             sys.exit(1 if problems else 0)
         for suite in args.suite or all_suites(args.results, args.out):
             print(f"{suite}: {write_leaderboard(suite, args.results, args.out, include_deviating=args.include_deviating) or 'no records'}")
+        if not args.suite:
+            print(f"parity: {parity.write_page(args.out)}")
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

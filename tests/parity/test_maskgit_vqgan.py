@@ -6,6 +6,8 @@ parameter shapes (``jax.eval_shape``, nothing computed) fit ours on the meta dev
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from implementations.image.maskgit import maskgit_flax_state_dict
 jax = pytest.importorskip("jax")
 vqgan_tokenizer = pytest.importorskip("maskgit.nets.vqgan_tokenizer")
 vqgan_config = pytest.importorskip("maskgit.configs.vqgan_config")
+REFERENCE = dict(family="MaskGIT VQGAN (JAX)", tokenizers=["maskgit_vqgan"], reference="maskgit", version=version("maskgit"), golden=None)
 
 
 def official(filters, multipliers, blocks, dim, codes, size, shapes_only=False):
@@ -44,7 +47,8 @@ def official(filters, multipliers, blocks, dim, codes, size, shapes_only=False):
     return model, params
 
 
-def test_codes_and_reconstructions_equal_the_official_jax_code():
+def test_codes_and_reconstructions_equal_the_official_jax_code(parity):
+    case = parity.case("reduced", setup="width 32, multipliers 1-2, one block, 64 codes, 2 images 16x16", **REFERENCE)
     arch = dict(filters=32, channel_multipliers=(1, 2), num_res_blocks=1, embedding_dim=16, codebook_size=64)
     model, params = official(32, (1, 2), 1, 16, 64, 16)
     ours = create_tokenizer("maskgit_vqgan", **arch).eval()
@@ -56,17 +60,17 @@ def test_codes_and_reconstructions_equal_the_official_jax_code():
     recon = model.apply({"params": params}, codes, method=model.decode_from_indices)
     with torch.no_grad():
         out = ours(x)
-    assert torch.equal(out.codes[..., 0], torch.from_numpy(np.asarray(codes)).long()) and np.unique(np.asarray(codes)).size > 10
+    case.compare_codes(out.codes, torch.from_numpy(np.asarray(codes)).long().unsqueeze(-1), codebook_size=64)
     expected = torch.from_numpy(np.asarray(recon)).permute(0, 3, 1, 2) * 2 - 1
-    torch.testing.assert_close(out.recon, expected, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(ours.decode(out.codes), expected, rtol=1e-4, atol=1e-4)
+    case.compare("reconstruction", out.recon, expected, tolerance=1e-4)
+    case.compare("decode", ours.decode(out.codes), expected, tolerance=1e-4)
 
 
-def test_full_size_parameter_count_equals_the_official_model():
+def test_full_size_parameter_count_equals_the_official_model(parity):
     """The released configuration's parameter shapes (jax.eval_shape) against ours on the meta device."""
     _, params = official(128, (1, 1, 2, 2, 4), 2, 256, 1024, 32, shapes_only=True)
     official_count = sum(np.asarray(leaf).size for leaf in jax.tree_util.tree_leaves(params))
     with torch.device("meta"):
         ours = create_tokenizer("maskgit_vqgan")
-    assert sum(p.numel() for p in ours.parameters()) == official_count
+    parity.size("maskgit_vqgan", sum(p.numel() for p in ours.parameters()), official_count)
     ours.load_state_dict(maskgit_flax_state_dict(params, num_res_blocks=2, num_levels=5), strict=True, assign=True)  # every shape

@@ -2,12 +2,14 @@
 taming's ``Encoder``/``Decoder``/``VectorQuantizer`` and 1x1 convolutions, assembled as its ``VQModel``
 does, give a state dict that `taming_state_dict` maps onto ours (strict load); then the same input
 gives identical codes and reconstructions within 1e-4, and taming's quantizer loss (legacy beta
-placement) equals ours; at the tiny size and at the released f16 layout with width 32. The released
-size itself (72,141,699 parameters) is checked on the meta device: same count, every tensor placed."""
+placement) equals ours; at the tiny size and at the released f16 layout with width 32, the codebook
+drawn from the spread of the encoder's outputs so that the codes vary. The released sizes (f16 with
+1024 and 16384 codes) are checked on the meta device: same count, every tensor placed."""
 
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import pytest
 import torch
@@ -46,43 +48,49 @@ def ddconfig(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channe
 
 
 F16 = ddconfig(128, (1, 1, 2, 2, 4), 2, (16,), 256, 256)  # the released ImageNet models
-# name -> (taming's ddconfig, n_embed, embed_dim, input size, our factory's overrides)
+REFERENCE = dict(family="VQGAN (taming)", reference="taming-transformers", version=version("taming-transformers"), golden=None)
+# case -> (configurations, our architecture, taming's ddconfig, n_embed, embed_dim, input size, our factory's overrides, setup)
 CASES = {
-    "vqgan_taming_tiny": (ddconfig(32, (1, 2, 2), 1, (8,), 32, 32), 512, 32, 32, {}),
-    "vqgan_taming_f16_1024": (ddconfig(32, (1, 1, 2, 2, 4), 2, (16,), 256, 32), 64, 32, 64,  # the f16 layout at width 32
-                              dict(ch=32, z_channels=32, embed_dim=32, codebook_size=64)),  # fmt: skip
-}
+    "tiny": (["vqgan_tiny_taming"], "vqgan_taming_tiny", ddconfig(32, (1, 2, 2), 1, (8,), 32, 32), 512, 32, 32, {},
+             "tiny size, 2 images 32x32"),
+    "f16": (["vqgan_taming_f16_1024", "vqgan_taming_f16_16384"], "vqgan_taming_f16_1024", ddconfig(32, (1, 1, 2, 2, 4), 2, (16,), 256, 32),
+            64, 32, 64, dict(ch=32, z_channels=32, embed_dim=32, codebook_size=64), "f16 layout at width 32, 64 codes, 2 images 64x64"),
+}  # fmt: skip
 
 
-def test_full_size_key_map_places_every_tensor_and_counts_match():
-    """The released f16 size on the meta device: every taming tensor has its place and shape in ours."""
+@pytest.mark.parametrize(("name", "n_embed", "count"), [("vqgan_taming_f16_1024", 1024, 72_141_699), ("vqgan_taming_f16_16384", 16384, 76_073_859)])
+def test_full_size_key_map_places_every_tensor_and_counts_match(parity, name, n_embed, count):
+    """The released f16 sizes on the meta device: every taming tensor has its place and shape in ours."""
     with torch.device("meta"):
-        theirs = TamingVQModel(F16, 1024, 256)
-        ours = create_tokenizer("vqgan_taming_f16_1024")
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == 72_141_699
+        theirs = TamingVQModel(F16, n_embed, 256)
+        ours = create_tokenizer(name)
+    parity.size(name, sum(p.numel() for p in ours.parameters()), sum(p.numel() for p in theirs.parameters()))
+    assert sum(p.numel() for p in theirs.parameters()) == count
     ours.load_state_dict(taming_state_dict(theirs.state_dict()), strict=True, assign=True)
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_codes_and_reconstructions_equal_tamings(name):
-    config, n_embed, embed_dim, size, overrides = CASES[name]
+def test_codes_and_reconstructions_equal_tamings(parity, name):
+    tokenizers, arch, config, n_embed, embed_dim, size, overrides, setup = CASES[name]
+    case = parity.case(name, tokenizers=tokenizers, setup=setup, **REFERENCE)
     torch.manual_seed(0)
     theirs = TamingVQModel(config, n_embed, embed_dim).eval()
-    with torch.no_grad():  # taming initialises the codebook in (-1/K, 1/K): spread it so codes vary
-        theirs.quantize.embedding.weight.normal_()
-    ours = create_tokenizer(name, **overrides).eval()
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():  # taming initialises the codebook in (-1/K, 1/K): draw it from the spread of the encoder's outputs so codes vary
+        latents = theirs.quant_conv(theirs.encoder(x)).permute(0, 2, 3, 1).reshape(-1, embed_dim)
+        theirs.quantize.embedding.weight.copy_(latents.mean(0) + torch.randn(n_embed, embed_dim) * latents.std(0))
+    ours = create_tokenizer(arch, **overrides).eval()
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     ours.load_state_dict(taming_state_dict(theirs.state_dict()), strict=True)
 
-    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         recon, loss, codes = theirs(x)
         out = ours(x)
     grid = ours.token_grid((3, size, size))
-    assert torch.equal(out.codes, codes.view(2, *grid, 1))
+    case.compare_codes(out.codes, codes.view(2, *grid, 1), codebook_size=n_embed)
     assert torch.equal(ours.encode(x), out.codes)
-    torch.testing.assert_close(out.recon, recon, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(ours.decode(out.codes), recon, rtol=1e-4, atol=1e-4)
+    case.compare("reconstruction", out.recon, recon, tolerance=1e-4)
+    case.compare("decode", ours.decode(out.codes), recon, tolerance=1e-4)
     torch.testing.assert_close(out.loss, loss, rtol=1e-5, atol=1e-7)
 
 
@@ -96,7 +104,7 @@ def test_the_key_map_accounts_for_every_key():
 def test_bench_run_evaluates_an_official_lightning_checkpoint(compose_run, tmp_path):
     """A taming-format Lightning file (``state_dict`` with the loss module's entries, as released)
     loads through the key map and is evaluated; a file that does not fit is one line."""
-    config, n_embed, embed_dim, _, _ = CASES["vqgan_taming_tiny"]
+    _, _, config, n_embed, embed_dim, _, _, _ = CASES["tiny"]
     torch.manual_seed(0)
     theirs = TamingVQModel(config, n_embed, embed_dim)
     state = {**theirs.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(8, 3, 4, 4)}
