@@ -1,9 +1,12 @@
-"""The parity tests' shared comparison and record (`bench.parity`).
+"""The parity tests' shared comparison and record (`bench.parity`), and no silent skips in CI.
 
 A test compares through the ``parity`` fixture: ``case.codes`` asserts equal and diverse codes,
 ``case.close`` a largest absolute difference within the tolerance, ``parity.size`` a full-size
 parameter count. When the test passes, its entries are checked against ``leaderboards/parity.json``
 (or, with ``BENCH_UPDATE_PARITY=1``, written there at the end of the session).
+
+With ``CI=true`` a skipped test or module under ``tests/parity/`` fails the run, naming what did not
+import: a missing reference package must not pass for parity.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import torch
 from bench import parity as parity_data
 
 UPDATE = os.environ.get("BENCH_UPDATE_PARITY") == "1"
+IN_CI = os.environ.get("CI") == "true"
 LEADERBOARDS = Path(__file__).resolve().parents[2] / "leaderboards"
 MEASURED: dict[str, dict[str, dict]] = {"cases": {}, "sizes": {}}  # this session's entries, written with BENCH_UPDATE_PARITY=1
+SKIPPED_IN_CI: list[str] = []
 CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
@@ -107,6 +112,32 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def _under_here(nodeid: str) -> bool:
+    return nodeid.startswith("tests/parity/")
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
+
+
+def pytest_collectreport(report):
+    if IN_CI and report.skipped and _under_here(report.nodeid):
+        SKIPPED_IN_CI.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
+def pytest_runtest_logreport(report):
+    if IN_CI and report.skipped and _under_here(report.nodeid):
+        SKIPPED_IN_CI.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in SKIPPED_IN_CI:
+        terminalreporter.write_line(f"FAILED (a parity test may not skip in CI; pip install -e '.[test]'): {line}", red=True)
+
+
 def pytest_sessionfinish(session):
+    if SKIPPED_IN_CI:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if UPDATE and (MEASURED["cases"] or MEASURED["sizes"]):
         parity_data.update(LEADERBOARDS, MEASURED["cases"], MEASURED["sizes"])
