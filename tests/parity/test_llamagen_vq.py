@@ -1,24 +1,9 @@
 """LlamaGen's VQ tokenizer against golden outputs of its official code (FoundationVision/LlamaGen is
 not on PyPI), at reduced width.
 
-How ``golden/llamagen_vq_tiny.safetensors`` was made (FoundationVision/LlamaGen at ce98ec4,
-``tokenizer/tokenizer_image/vq_model.py`` copied into a scratch folder, torch 2.14.1, CPU)::
-
-    torch.manual_seed(0)
-    args = ModelArgs(codebook_size=64, codebook_embed_dim=8, encoder_ch_mult=[1, 2], decoder_ch_mult=[1, 2], z_channels=32)
-    model = VQModel(args)
-    # VQModel hard-codes ch=128 and two res-blocks: rebuild the parts at ch=32, one block
-    model.encoder = Encoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=32)
-    model.decoder = Decoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=32)
-    model.quant_conv, model.post_quant_conv = nn.Conv2d(32, 8, 1), nn.Conv2d(8, 32, 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)   # non-trivial norms and biases
-    model.eval()
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    quant, _, (_, _, codes) = model.encode(x); reconstruction = model.decode(quant)
-    save_file({**{f"model.{k}": v for k, v in model.state_dict().items()}, "input": x,
-               "codes": codes.view(2, 8, 8), "reconstruction": reconstruction}, path)
+``golden/llamagen_vq_tiny.safetensors`` was made by ``golden/make_llamagen_vq_tiny.py`` from
+FoundationVision/LlamaGen at ce98ec4 (``tokenizer/tokenizer_image/vq_model.py``; the command is in the
+script's docstring): random weights, ch=32, one block per level, 64 codes of dim 8, two 16x16 images.
 
 Full-size parameter counts from the same file: ``VQ_16()`` 71,883,403 and ``VQ_8()`` 70,109,835.
 """

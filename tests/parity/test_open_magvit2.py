@@ -1,46 +1,12 @@
 """Open-MAGVIT2's tokenizer against golden outputs of its official code (TencentARC/SEED-Voken is not on
 PyPI), at reduced width: identical codes, reconstructions within 1e-5, the LFQ's training terms.
 
-How ``golden/open_magvit2_tiny.safetensors`` was made (TencentARC/SEED-Voken at
-b9a17eac8e2c0779c12a5429b0bfd6c502788484, whose model files equal TencentARC/Open-MAGVIT2 at 3c58097:
-``src/Open_MAGVIT2/models/lfqgan.py``, ``src/Open_MAGVIT2/modules/{diffusionmodules/improved_model,
-vqvae/lookup_free_quantize,ema,scheduler/lr_scheduler}.py`` copied into a scratch folder, with stubs for
-what ``lfqgan.py`` imports besides: ``lightning.LightningModule = torch.nn.Module``, ``main.py`` holding
-the official ``instantiate_from_config`` / ``get_obj_from_str`` only, and ``stub_loss.StubLoss`` (an
-``nn.Module`` whose ``discriminator`` is ``nn.Conv2d(3, 1, 1)``, so that the file holds ``loss.*`` entries
-and their EMA as a released checkpoint does); torch 2.14.1, CPU)::
-
-    torch.manual_seed(0)
-    ddconfig = dict(double_z=False, z_channels=18, resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=[2, 1], num_res_blocks=1)
-    model = VQModel(ddconfig=ddconfig, lossconfig={"target": "stub_loss.StubLoss"}, n_embed=2**18, embed_dim=18,
-                    sample_minimization_weight=1.0, batch_maximization_weight=1.0, use_ema=True)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)  # the raw weights
-        for name, b in model.model_ema.named_buffers():
-            if name not in ("decay", "num_updates"):
-                b.add_(torch.randn_like(b) * 0.05)  # the EMA weights: other values, non-trivial norms and biases
-        for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.copy_(t.half().float())  # float16-exact values: the file stores them as float16
-    model.eval()
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    # the checkpoint's state_dict without the raw encoder/decoder weights (the test puts zeros there)
-    state = {f"model.{k}": (v.half() if v.is_floating_point() else v).clone() for k, v in model.state_dict().items()
-             if not k.startswith(("encoder.", "decoder."))}
-    with torch.no_grad(), model.ema_scope():  # as evaluation_image.py runs the released models
-        quantized, _, codes, _ = model.encode(x)
-        reconstruction = model.decode(quantized)
-        latent = model.encoder(x)
-        model.quantize.train()
-        _, breakdown = model.quantize(latent, return_loss_breakdown=True)
-    save_file({**state, "input": x, "codes": codes.view(2, 8, 8), "reconstruction": reconstruction,
-               "train.per_sample_entropy": breakdown.per_sample_entropy, "train.codebook_entropy": breakdown.codebook_entropy,
-               "train.commitment": breakdown.commitment}, path)
-
-The raw weights are left out to keep the file under 1 MB; the test puts zeros in their place, so the
-codes and reconstruction only match if the key map takes the EMA weights. Measured: 0 of 128 codes
-differ (128 distinct), reconstructions within 4e-6 (values up to 3.3).
+``golden/open_magvit2_tiny.safetensors`` was made by ``golden/make_open_magvit2_tiny.py`` from
+TencentARC/SEED-Voken at b9a17eac8e2c0779c12a5429b0bfd6c502788484 (whose model files equal
+TencentARC/Open-MAGVIT2 at 3c58097; the command is in the script's docstring): random raw and EMA
+weights, width 32, two 16x16 images, the LFQ's training terms. The raw weights are left out to keep the
+file under 1 MB; the test puts zeros in their place, so the codes and reconstruction only match if the
+key map takes the EMA weights.
 
 Full-size parameter counts from the same code and ``configs/Open-MAGVIT2/gpu/imagenet_lfqgan_{256,128}_L.yaml``
 (encoder + decoder; the LFQ has none): 115,127,829 and 112,021,653.

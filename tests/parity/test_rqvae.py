@@ -2,44 +2,10 @@
 reduced width: identical codes, reconstructions within 1e-5, and one training step of the shared EMA
 codebook (codes, buffers, loss and its gradient) equal to the official ``RQBottleneck``'s.
 
-How ``golden/rqvae_tiny.safetensors`` was made (kakaobrain/rq-vae-transformer at
-341395e562ac347f5eb62db9f5f08b9f2cc42a60: ``rqvae/models/interfaces.py`` and
-``rqvae/models/rqvae/{__init__,rqvae,modules,layers,quantizations}.py`` copied into a scratch folder,
-with empty ``rqvae/__init__.py`` and ``rqvae/models/__init__.py`` (the official ones import the
-transformer, EMA and data code); torch 2.14.1, CPU)::
-
-    torch.manual_seed(0)
-    ddconfig = dict(double_z=False, z_channels=32, resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=[2, 1], num_res_blocks=1,
-                    attn_resolutions=[8], dropout=0.0)
-    model = RQVAE(embed_dim=16, n_embed=64, decay=0.99, latent_shape=[8, 8, 16], code_shape=[8, 8, 4], shared_codebook=True,
-                  restart_unused_codes=False, ddconfig=ddconfig)
-    codebook = model.quantizer.codebooks[0]
-    with torch.no_grad():
-        for p in model.parameters():  # the shared codebook once
-            p.add_(torch.randn_like(p) * 0.05)  # non-trivial norms and biases
-        codebook.cluster_size_ema.copy_(torch.rand(64) * 4)
-        codebook.embed_ema.copy_(torch.randn(64, 16))
-        for t in model.state_dict().values():
-            t.copy_(t.half().float())  # float16-exact values: the file stores them as float16
-    model.eval()
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    state = {f"model.{k}": v.half().clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        z = model.encode(x)
-        quantized, _, codes = model.quantizer(z)
-        reconstruction = model.decode(quantized)
-    # one training step of the bottleneck (EMA updates, no restarts), its loss and gradient
-    model.quantizer.train()
-    latent = z.clone().requires_grad_()
-    train_quantized, loss, train_codes = model.quantizer(latent)
-    loss.backward()
-    save_file({**state, "input": x, "codes": codes, "reconstruction": reconstruction,
-               "train.latent": z, "train.codes": train_codes, "train.quantized": train_quantized.detach(), "train.loss": loss.detach(),
-               "train.grad": latent.grad, "train.codebook": codebook.weight[:-1].clone(),
-               "train.cluster_size_ema": codebook.cluster_size_ema.clone(), "train.embed_ema": codebook.embed_ema.clone()}, path)
-
-(restarts are off only for the training step's determinism; evaluation does not use them). Measured:
-0 of 512 codes differ (40 distinct), reconstructions within 4e-6 (values up to 6.4).
+``golden/rqvae_tiny.safetensors`` was made by ``golden/make_rqvae_tiny.py`` from
+kakaobrain/rq-vae-transformer at 341395e562ac347f5eb62db9f5f08b9f2cc42a60 (the command is in the
+script's docstring): random float16-exact weights and EMA statistics, width 32, two 16x16 images, and
+one training step of the bottleneck (restarts off, for determinism; evaluation does not use them).
 
 Full-size parameter counts from the same code and ``configs/imagenet256/stage1/in256-rqvae-8x8x4.yaml``:
 104,402,051 in all, 100,207,491 trainable (the rest is the EMA codebook, 16385 x 256 with its padding row).

@@ -4,31 +4,10 @@ code at reduced width. The PyPI ``taming-transformers`` 0.0.1 this suite install
 June 2021 with it (``GumbelQuantize`` identical to CompVis master 3ba01b2, the network's ``model.py``
 identical to 0.0.1's) but installs the same ``taming`` package, so the two cannot sit in one environment.
 
-How ``golden/taming_gumbel_tiny.safetensors`` was made (taming-transformers-rom1504 0.0.6 unpacked into a
-scratch folder on ``PYTHONPATH``, torch 2.14.1, CPU). ``taming/main.py`` does not import under
-Lightning 2, so ``sys.modules["taming.main"]`` was a stand-in holding only ``instantiate_from_config``
-(target class from its dotted name, called with ``params``)::
-
-    torch.manual_seed(0)
-    ddconfig = dict(double_z=False, z_channels=32, resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=[1, 1],
-                    num_res_blocks=1, attn_resolutions=[8], dropout=0.0)
-    scheduler = {"target": "taming.lr_scheduler.LambdaWarmUpCosineScheduler", "params": dict(warm_up_steps=0,
-                 max_decay_steps=1000001, lr_start=0.9, lr_max=0.9, lr_min=1.0e-6)}   # the release's
-    model = GumbelVQ(ddconfig, {"target": "torch.nn.Identity"}, n_embed=64, embed_dim=32,
-                     temperature_scheduler_config=scheduler, kl_weight=1.0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)   # non-trivial norms and biases
-    model.eval()
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    h = model.encode_to_prequant(x)
-    torch.manual_seed(2)
-    quant, loss, (_, _, sampled_codes) = model.quantize(h)   # taming's eval: a hard Gumbel sample
-    sampled_reconstruction = model.decode(quant)
-    codes = model.quantize(h, return_logits=True)[-1].argmax(dim=1)   # the noiseless mode
-    reconstruction = model.decode(model.quantize.get_codebook_entry(codes.flatten(), (2, 8, 8, 32)))
-    save_file({"model.<key>": state_dict, "input": x, "codes", "reconstruction", "sampled_codes",
-               "sampled_reconstruction", "loss"}, path)   # all made contiguous
+``golden/taming_gumbel_tiny.safetensors`` was made by ``golden/make_taming_gumbel_tiny.py`` from the
+taming-transformers-rom1504 0.0.6 sdist (the command is in the script's docstring): random weights,
+width 32, two 16x16 images; the noiseless codes and reconstruction, a seeded Gumbel sample (taming's
+eval) and its reconstruction, and the KL loss.
 
 The released size, ``GumbelVQ`` built from the release's ``configs/model.yaml`` in the same environment
 on the meta device, has 68,995,971 parameters.

@@ -27,7 +27,8 @@ def test_a_measurement_agrees_with_its_entry_to_a_factor_and_exactly_elsewhere()
     assert parity.inconsistencies(entry(), entry(errors={"reconstruction": {"max": 6.9e-06, "tolerance": 0.0001}})) == [
         "reconstruction max error: 2.8e-05 recorded, 6.9e-06 measured"
     ]
-    assert parity.inconsistencies(entry(errors={"decode": {"max": 0.0, "tolerance": 1e-6}}), entry(errors={"decode": {"max": 1e-9, "tolerance": 1e-6}}))
+    assert parity.inconsistencies(entry(errors={"decode": {"max": 0.0, "tolerance": 1e-6}}), entry(errors={"decode": {"max": 6e-9, "tolerance": 1e-6}}))
+    assert parity.inconsistencies(entry(errors={"grad": {"max": 0.0, "tolerance": 1e-12}}), entry(errors={"grad": {"max": 2.2e-16, "tolerance": 1e-12}})) == []
     assert parity.inconsistencies(entry(), entry(errors={"reconstruction": {"max": 2.8e-05, "tolerance": 1e-05}})) == [
         "reconstruction tolerance: 0.0001 recorded, 1e-05 asserted"
     ]
