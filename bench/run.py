@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import Metric
 
 from implementations import create_tokenizer, tokenizer_entry
+from implementations.arguments import ArgumentError
 from implementations.checkpoints import (
     CorruptWeightsError,
     MissingWeightsError,
@@ -67,6 +68,9 @@ def build_tokenizer(tok_cfg) -> torch.nn.Module:
     kwargs = OmegaConf.to_container(tok_cfg.kwargs, resolve=True)
     try:
         return create_tokenizer(tok_cfg.arch, **kwargs)
+    except ArgumentError as error:
+        where = "tokenizer.kwargs." if error.argument in kwargs else f"tokenizer {tok_cfg.id} ({tok_cfg.arch}): "
+        raise BenchError(f"{where}{error}") from error
     except (TypeError, ValueError, KeyError) as error:
         raise BenchError(f"tokenizer {tok_cfg.id} ({tok_cfg.arch}) rejects its kwargs {kwargs}: {error}") from error
 
