@@ -34,7 +34,7 @@ from implementations.checkpoints import (
 )
 
 from . import checkpoints, distributed
-from .config import register_configs, validate
+from .config import one_line_config_errors, register_configs, validate
 from .data import build_dataset, default_workers
 from .data.items import DataAccount, first_readable
 from .errors import BenchError
@@ -372,4 +372,4 @@ def main(cfg: DictConfig) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_config_errors(main)
