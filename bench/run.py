@@ -46,7 +46,7 @@ from .metrics import build_metrics
 from .preemption import StopSignals
 from .records import config_hash, make_record, record_path, write_record
 from .samples import save_samples
-from .train import Budget, train
+from .train import Budget, train, trained_wall_time
 
 log = logging.getLogger("bench.run")
 register_configs()
@@ -133,7 +133,7 @@ def obtain_weights(model, cfg, hash_: str, given: Path | None, device: torch.dev
         log.info("%s: training finished earlier, loading %s", tok.id, weights_path)
         state = checkpoints.load(weights_path)
         checkpoints.load_weights(model, weights_path)
-        return model, weights_path, state["train"]
+        return model, weights_path, {**state["train"], "wall_time_s": trained_wall_time(state_path)}
     if cfg.eval_shard is not None:
         raise BenchError(
             f"{tok.id}: eval_shard={cfg.eval_shard} needs trained weights ({weights_path} is missing): train first with the "
