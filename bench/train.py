@@ -240,11 +240,11 @@ def train(
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         recent, trained_s = list(state.get("recent", [])), float(state.get("wall_time_s", 0.0))
 
-    def save(step: int) -> None:
+    def save(step: int, wall_time_s: float) -> None:
         if not distributed.is_writer():
             return
         state = {"model": model.state_dict(), "generator": generator.state_dict(), "objective": objective.resumable_state(), "step": step,
-                 "rng": torch.get_rng_state(), "recent": recent, "wall_time_s": trained_s + time.perf_counter() - began}  # fmt: skip
+                 "rng": torch.get_rng_state(), "recent": recent, "wall_time_s": wall_time_s}  # fmt: skip
         if critic is not None:
             state["critic"] = critic.state_dict()
         if ema is not None:
@@ -256,7 +256,7 @@ def train(
     log = TrainLog(state_path.with_suffix(".log.csv"), start)
     last_layer = model.last_layer_weight() if recipe.adversarial.adaptive_weight and discriminator is not None else None
     micro = recipe.grad_accumulation
-    began = time.perf_counter()
+    began, wall_time_s = time.perf_counter(), trained_s
     bar = progress(batches, total=budget.steps, initial=start, desc="train", unit="step")
     for step, data in enumerate(bar, start=start):
         for item in data.skipped:  # the batch goes on without it
@@ -304,14 +304,15 @@ def train(
             bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if k in ("l1", "l2", "perceptual", "adversarial", "d_loss", "perplexity")}, refresh=False)
         stopping = stop is not None and stop.requested()
         if stopping or (step + 1) % budget.checkpoint_every == 0 or step + 1 == budget.steps:
-            save(step + 1)
+            wall_time_s = trained_s + time.perf_counter() - began
+            save(step + 1, wall_time_s)
         if stopping:
             stop.stop(f"train step {step + 1}/{budget.steps} (state in {state_path})")
     bar.close()
 
     final = ema.module if ema is not None else model
     final.eval()
-    return TrainResult(final, budget.steps, sum(recent) / max(len(recent), 1), trained_s + time.perf_counter() - began)
+    return TrainResult(final, budget.steps, sum(recent) / max(len(recent), 1), wall_time_s)
 
 
 def trained_wall_time(state_path: Path) -> float | None:

@@ -69,6 +69,7 @@ def test_rerun_after_eval_reuses_trained_weights(compose_run):
     assert weights.stat().st_mtime_ns == stamp  # not retrained
     assert second["metrics"]["psnr"] == first["metrics"]["psnr"]
     assert second["checkpoint_sha256"] == first["checkpoint_sha256"]
+    assert second["train"]["wall_time_s"] == first["train"]["wall_time_s"] > 0  # the training's, kept in its state
 
 
 def bench_run(tmp_path, *overrides, **popen):

@@ -86,7 +86,6 @@ def test_a_resumed_run_ends_with_the_state_and_log_of_an_uninterrupted_one(tmp_p
         assert_same(whole_state, resumed_state)
         assert (tmp_path / "whole.train.log.csv").read_bytes() == (tmp_path / "resumed.train.log.csv").read_bytes()
         assert 0 < whole_time and 0 < resumed_time
-    assert resumed.wall_time_s >= resumed_time == trained_wall_time(tmp_path / "resumed.train.pt")
-    assert resumed_time <= run("resumed", 9).wall_time_s < resumed_time + 1  # nothing left to train: the time it took
+    assert resumed.wall_time_s == resumed_time == trained_wall_time(tmp_path / "resumed.train.pt") == run("resumed", 9).wall_time_s
     steps_logged = [line.split(",")[0] for line in (tmp_path / "resumed.train.log.csv").read_text().splitlines()[1:]]
     assert sorted(set(steps_logged), key=int) == ["1", "3", "6", "9"]
