@@ -72,6 +72,7 @@ class PerceptualConfig:
     weight: float = 0.0  # 0: off; LPIPS with the VGG16 backbone
     backbone_weights: Optional[str] = None  # vgg16-397923af.pth (default: found in the caches)
     linear_weights: Optional[str] = None  # LPIPS v0.1 vgg.pth (default: found in the caches)
+    dropout: bool = False  # LPIPS's dropout (p 0.5 before each linear layer) active in training, as where the loss module is in train mode
 
 
 @dataclass
@@ -90,6 +91,9 @@ class AdversarialConfig:
     loss: str = "hinge"  # the discriminator's: hinge | non_saturating | least_squares
     generator_loss: Optional[str] = None  # None: the same as loss; or hinge_margin (EnCodec)
     start_step: int = 0  # no GAN terms before this step
+    # what the discriminator's update sees: reuse, the reconstructions of the generator's update (from before
+    # it); recompute, the updated generator's, from a second training-mode forward (stateful quantizers update again)
+    discriminator_input: str = "reuse"
     adaptive_weight: bool = False  # taming's ratio of last-layer gradient norms, times weight
     adaptive_weight_max: float = 1.0e4
     lecam_weight: float = 0.0
@@ -280,6 +284,7 @@ _CHOICES = {
     "precision": ("fp32", "bf16", "fp16"),
     "adversarial.loss": ("hinge", "non_saturating", "least_squares"),
     "adversarial.generator_loss": (None, "hinge", "non_saturating", "least_squares", "hinge_margin"),
+    "adversarial.discriminator_input": ("reuse", "recompute"),
 }
 BALANCED_TERMS = ("l1", "l2", "perceptual", "mel", "stft", "adversarial", "feature_matching")
 

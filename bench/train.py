@@ -2,7 +2,8 @@
 
 A step: the tokenizer's update on the recipe's objective (`bench.objective`: reconstruction,
 perceptual and spectral terms, GAN terms, the quantizer's loss), then, once the GAN terms are on,
-the discriminator's update with its own optimizer. Adam or AdamW with the recipe's betas and weight
+the discriminator's update with its own optimizer, on the reconstructions of the tokenizer's update
+or on those of the updated tokenizer (``adversarial.discriminator_input``). Adam or AdamW with the recipe's betas and weight
 decay, linear warm-up then constant or cosine learning rates, gradient clipping, gradient
 accumulation over micro-batches, bf16 / fp16 autocast (fp16 with a gradient scaler per optimizer),
 an EMA of the weights, optional ``torch.compile``.
@@ -203,7 +204,7 @@ def train(
     checkpoint is there, and checkpointing to it every ``budget.checkpoint_every`` steps and when
     ``stop.requested()`` (then ``stop.stop`` requeues or raises)."""
     model.to(device).train()
-    objective = Objective(recipe, model).to(device)
+    objective = Objective(recipe, model).to(device).train()  # the loss modules too, as Lightning's model.train() sets them
     step_model = torch.compile(model) if recipe.compile else model
     if distributed.is_active():
         step_model = nn.parallel.DistributedDataParallel(step_model)
@@ -285,6 +286,9 @@ def train(
         if norm is not None:
             values["grad_norm"] = norm
         if critic is not None and objective.gan_active(step):
+            if recipe.adversarial.discriminator_input == "recompute":
+                with torch.no_grad(), autocast():
+                    reconstructions = [step_model(x).recon for x in chunks]
             for x, recon in zip(chunks, reconstructions):
                 terms = objective.discriminator_backward(x, recon, 1.0 / micro, critic.backward, autocast, parallel_discriminator)
                 _accumulate(values, terms, micro)
