@@ -63,7 +63,8 @@ def assert_same(a, b, where: str = "state") -> None:
 def test_a_resumed_run_ends_with_the_state_and_log_of_an_uninterrupted_one(tmp_path):
     """Killed after step 5 (checkpoint at 4), resumed to the end (6), then both continued to 9: the
     states (weights, optimizers, every RNG) and the logs agree byte for byte; the training time adds up."""
-    recipe = compose(["tokenizer=vqvae_tiny_vq_d4"]).tokenizer.recipe  # constant learning rate: a run may be continued
+    constant = ["tokenizer.recipe.schedule.kind=constant", "tokenizer.recipe.schedule.warmup_steps=0"]  # a run may be continued past its end
+    recipe = compose(["tokenizer=vqvae_tiny_vq_d4", *constant]).tokenizer.recipe
     images = ImageTensors(torch.rand(16, 3, 16, 16) * 2 - 1)
 
     def run(name: str, steps: int, stop=None):
