@@ -3,10 +3,10 @@
 A step: the tokenizer's update on the recipe's objective (`bench.objective`: reconstruction,
 perceptual and spectral terms, GAN terms, the quantizer's loss), then, once the GAN terms are on,
 the discriminator's update with its own optimizer, on the reconstructions of the tokenizer's update
-or on those of the updated tokenizer (``adversarial.discriminator_input``). Adam or AdamW with the recipe's betas and weight
-decay, linear warm-up then constant or cosine learning rates, gradient clipping, gradient
-accumulation over micro-batches, bf16 / fp16 autocast (fp16 with a gradient scaler per optimizer),
-an EMA of the weights, optional ``torch.compile``.
+or on those of the updated tokenizer (``adversarial.discriminator_input``). Adam or AdamW with the
+recipe's betas and weight decay, linear warm-up then constant or cosine learning rates, gradient
+clipping, gradient accumulation over micro-batches, bf16 / fp16 autocast (fp16 with a gradient
+scaler per optimizer), an EMA of the weights, optional ``torch.compile``.
 
 Exact resumption: the batch order is a pure function of (seed, step), and the checkpoint holds the
 model, both optimizers, both schedules, the scalers, the objective's state (discriminator, LeCAM
