@@ -1,21 +1,25 @@
 """Structured configs: the schema Hydra checks every run config against.
 
-A wrong key or a value of the wrong type fails at composition with Hydra's one-line error
-(``Key 'stpes' not in 'TrainConfig'``); values the types cannot check are validated in
-`validate`.
+A wrong key, a value of the wrong type or an unknown suite, tokenizer or recipe fails at composition;
+`config_error_line` makes Hydra's report of it one line with the closest valid names. Values the
+types cannot check are validated in `validate`.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from difflib import get_close_matches
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .errors import BenchError
 
@@ -68,6 +72,7 @@ class PerceptualConfig:
     weight: float = 0.0  # 0: off; LPIPS with the VGG16 backbone
     backbone_weights: Optional[str] = None  # vgg16-397923af.pth (default: found in the caches)
     linear_weights: Optional[str] = None  # LPIPS v0.1 vgg.pth (default: found in the caches)
+    dropout: bool = False  # LPIPS's dropout (p 0.5 before each linear layer) active in training, as where the loss module is in train mode
 
 
 @dataclass
@@ -86,6 +91,9 @@ class AdversarialConfig:
     loss: str = "hinge"  # the discriminator's: hinge | non_saturating | least_squares
     generator_loss: Optional[str] = None  # None: the same as loss; or hinge_margin (EnCodec)
     start_step: int = 0  # no GAN terms before this step
+    # what the discriminator's update sees: reuse, the reconstructions of the generator's update (from before
+    # it); recompute, the updated generator's, from a second training-mode forward (stateful quantizers update again)
+    discriminator_input: str = "reuse"
     adaptive_weight: bool = False  # taming's ratio of last-layer gradient norms, times weight
     adaptive_weight_max: float = 1.0e4
     lecam_weight: float = 0.0
@@ -200,12 +208,54 @@ def register_configs() -> None:
 
 
 def compose(overrides: list[str]) -> DictConfig:
-    """The config ``python -m bench.run <overrides>`` would run with (for tests and tools)."""
+    """The config ``python -m bench.run <overrides>`` would run with (for tests and tools); a composition
+    error is a `BenchError` (`config_error_line`)."""
     register_configs()
-    if GlobalHydra.instance().is_initialized():  # inside `bench.run`'s @hydra.main: same config module
-        return hydra_compose(config_name="config", overrides=list(overrides))
-    with initialize_config_module(config_module="bench.conf", version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside `bench.run`'s @hydra.main: same config module
+            return hydra_compose(config_name="config", overrides=list(overrides))
+        with initialize_config_module(config_module="bench.conf", version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise BenchError(config_error_line(error)) from error
+
+
+def closest(name: str, choices, count: int = 1) -> str:
+    """`` (did you mean X?)`` naming the choices closest to ``name``, or nothing when none is close."""
+    close = get_close_matches(str(name), sorted(choices), n=count)
+    return f" (did you mean {', '.join(close[:-1]) + ' or ' if len(close) > 1 else ''}{close[-1]}?)" if close else ""
+
+
+def config_error_line(error: Exception) -> str:
+    """Hydra's report of a composition error (7 to 37 lines) as one line: an unknown config of a group
+    with the closest names (all of them when none is close), an unknown key with the closest field,
+    a value of the wrong type with its key."""
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options is not None:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        options = sorted(option for option in error.options if not option.endswith("_schema"))  # the schemas are no choice
+        hint = closest(name, options, count=3) or f" (choose from {', '.join(options)})"
+        return f"{group}={name}: no such {group} in bench/conf/{group}/{hint}"
+    if isinstance(error, OverrideParseException):
+        return f"{error.override}: {error.message.splitlines()[0]} (https://hydra.cc/docs/advanced/override_grammar/basic)"
+    cause = error if isinstance(error, OmegaConfBaseException) else error.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and is_dataclass(cause.object_type) and cause.full_key:
+        return f"unknown config key: {cause.full_key}{closest(cause.key, [f.name for f in fields(cause.object_type)])}"
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key and cause.msg:
+        return f"{cause.full_key}: {cause.msg.splitlines()[0]}"
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def one_line_config_errors(main: Callable[[], Any]) -> Any:
+    """Run the ``@hydra.main`` entry point ``main`` with composition errors reported in one line
+    (`config_error_line`, exit status 2), unless ``HYDRA_FULL_ERROR`` asks for Hydra's own report."""
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        return main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises the error instead of printing its report
+    try:
+        return main()
+    except (HydraException, OmegaConfBaseException) as error:
+        print(f"error: {config_error_line(error)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def unknown_keys(node, prefix: str = "") -> list[str]:
@@ -221,8 +271,7 @@ def unknown_keys(node, prefix: str = "") -> list[str]:
         for key in node.keys():
             path = f"{prefix}.{key}" if prefix else str(key)
             if allowed is not None and key not in allowed:
-                close = get_close_matches(str(key), sorted(allowed), n=1)
-                found.append(path + (f" (did you mean {close[0]}?)" if close else ""))
+                found.append(path + closest(key, allowed))
             elif allowed is not None:
                 found += unknown_keys(node._get_node(key), path)
     return found
@@ -235,6 +284,7 @@ _CHOICES = {
     "precision": ("fp32", "bf16", "fp16"),
     "adversarial.loss": ("hinge", "non_saturating", "least_squares"),
     "adversarial.generator_loss": (None, "hinge", "non_saturating", "least_squares", "hinge_margin"),
+    "adversarial.discriminator_input": ("reuse", "recompute"),
 }
 BALANCED_TERMS = ("l1", "l2", "perceptual", "mel", "stft", "adversarial", "feature_matching")
 

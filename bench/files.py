@@ -5,18 +5,23 @@ temporary file beside the target (``.<name>.tmp-<host>-<pid>-<random>``), are fs
 permissions a plain ``open(path, "w")`` would give (``0o666 & ~umask``), and renamed over the target.
 Readers see the old file or the new one, never half of one. A temporary left by a killed writer is
 removed by the next write of the same target: at once when its writer (on this host) is gone, after
-a day when it was written from another host.
+a day when it was written from another host. A full disk (or quota) is one line naming the folder
+and the bytes the write needed (`reporting_full_disk`), and leaves nothing partial behind.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import BenchError
 
 _FOREIGN_TEMPORARY_AGE_S = 24 * 3600
 
@@ -60,19 +65,37 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically (see the module docstring)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-")
+    with reporting_full_disk(path, len(payload)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(payload)
+                file.flush()
+                os.fchmod(file.fileno(), 0o666 & ~_umask())
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def reporting_full_disk(path: Path, size: int):
+    """Turn a full disk or quota (``ENOSPC``, ``EDQUOT``) met while writing ``size`` bytes to ``path`` into
+    one `BenchError` line naming the folder, the bytes needed and the bytes free."""
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fchmod(file.fileno(), 0o666 & ~_umask())
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = path.parent
+        try:
+            free = f"{shutil.disk_usage(folder).free} bytes free"
+        except OSError:
+            free = "free space unknown"
+        raise BenchError(f"no space left in {folder}: writing {path.name} needs {size} bytes ({free}); free some space or set output_dir elsewhere") from error
 
 
 @contextmanager

@@ -379,7 +379,7 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             f"Not shown: {len(hidden)} run{'s' if len(hidden) > 1 else ''} whose protocol differs from the suite's "
             "(`python -m bench.leaderboard --include-deviating` adds them, marked):",
             "",
-            *[f"- {row.tokenizer} (seeds {','.join(map(str, row.seeds))}): {'; '.join(row.deviations)}" for row in hidden],
+            *[f"- {row.tokenizer} (seeds {','.join(map(str, row.seeds))}): {'; '.join(row.deviations)}{data_line([row])}" for row in hidden],
         ]
     if suite_config.get("references"):
         lines += [

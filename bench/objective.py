@@ -145,7 +145,7 @@ class Objective(nn.Module):
 
 
 def _perceptual(cfg) -> LPIPS:
-    lpips = LPIPS()
+    lpips = LPIPS(dropout=cfg.dropout)
     try:
         lpips.load_released(cfg.backbone_weights, cfg.linear_weights)
     except (MissingWeightsError, CorruptWeightsError) as error:

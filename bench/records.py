@@ -30,6 +30,12 @@ NOT_MEASURED = (
     "suite.train.checkpoint_every", "suite.train.num_workers",
     "suite.eval.batch_size", "suite.eval.num_workers", "suite.eval.samples", "suite.eval.fid_weights",
 )  # fmt: skip
+# Fields added to the schema after records were published, with the value that reproduces what those
+# records measured: at that value a field is left out, so earlier configs keep their hash and protocol.
+ADDED_AT_DEFAULT = {
+    "tokenizer.recipe.adversarial.discriminator_input": "reuse",
+    "tokenizer.recipe.perceptual.dropout": False,
+}
 
 
 @dataclass
@@ -57,11 +63,12 @@ class RunRecord:
 
 
 def measured_fields(config: dict[str, Any], *, without: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The config as flat dotted keys (``suite.train.steps``), without `NOT_MEASURED` and ``without``."""
+    """The config as flat dotted keys (``suite.train.steps``), without `NOT_MEASURED`, ``without`` and
+    the `ADDED_AT_DEFAULT` fields at their default."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
-        if prefix in NOT_MEASURED or prefix in without:
+        if prefix in NOT_MEASURED or prefix in without or (prefix in ADDED_AT_DEFAULT and ADDED_AT_DEFAULT[prefix] == node):
             return
         if isinstance(node, dict) and node:
             for key, value in node.items():

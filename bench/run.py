@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import Metric
 
 from implementations import create_tokenizer, tokenizer_entry
+from implementations.arguments import ArgumentError
 from implementations.checkpoints import (
     CorruptWeightsError,
     MissingWeightsError,
@@ -33,7 +34,7 @@ from implementations.checkpoints import (
 )
 
 from . import checkpoints, distributed
-from .config import register_configs, validate
+from .config import one_line_config_errors, register_configs, validate
 from .data import build_dataset, default_workers
 from .data.items import DataAccount, first_readable
 from .errors import BenchError
@@ -45,7 +46,7 @@ from .metrics import build_metrics
 from .preemption import StopSignals
 from .records import config_hash, make_record, record_path, write_record
 from .samples import save_samples
-from .train import Budget, train
+from .train import Budget, train, trained_wall_time
 
 log = logging.getLogger("bench.run")
 register_configs()
@@ -67,6 +68,9 @@ def build_tokenizer(tok_cfg) -> torch.nn.Module:
     kwargs = OmegaConf.to_container(tok_cfg.kwargs, resolve=True)
     try:
         return create_tokenizer(tok_cfg.arch, **kwargs)
+    except ArgumentError as error:
+        where = "tokenizer.kwargs." if error.argument in kwargs else f"tokenizer {tok_cfg.id} ({tok_cfg.arch}): "
+        raise BenchError(f"{where}{error}") from error
     except (TypeError, ValueError, KeyError) as error:
         raise BenchError(f"tokenizer {tok_cfg.id} ({tok_cfg.arch}) rejects its kwargs {kwargs}: {error}") from error
 
@@ -129,7 +133,7 @@ def obtain_weights(model, cfg, hash_: str, given: Path | None, device: torch.dev
         log.info("%s: training finished earlier, loading %s", tok.id, weights_path)
         state = checkpoints.load(weights_path)
         checkpoints.load_weights(model, weights_path)
-        return model, weights_path, state["train"]
+        return model, weights_path, {**state["train"], "wall_time_s": trained_wall_time(state_path)}
     if cfg.eval_shard is not None:
         raise BenchError(
             f"{tok.id}: eval_shard={cfg.eval_shard} needs trained weights ({weights_path} is missing): train first with the "
@@ -368,4 +372,4 @@ def main(cfg: DictConfig) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_config_errors(main)

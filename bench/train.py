@@ -2,15 +2,17 @@
 
 A step: the tokenizer's update on the recipe's objective (`bench.objective`: reconstruction,
 perceptual and spectral terms, GAN terms, the quantizer's loss), then, once the GAN terms are on,
-the discriminator's update with its own optimizer. Adam or AdamW with the recipe's betas and weight
-decay, linear warm-up then constant or cosine learning rates, gradient clipping, gradient
-accumulation over micro-batches, bf16 / fp16 autocast (fp16 with a gradient scaler per optimizer),
-an EMA of the weights, optional ``torch.compile``.
+the discriminator's update with its own optimizer, on the reconstructions of the tokenizer's update
+or on those of the updated tokenizer (``adversarial.discriminator_input``). Adam or AdamW with the
+recipe's betas and weight decay, linear warm-up then constant or cosine learning rates, gradient
+clipping, gradient accumulation over micro-batches, bf16 / fp16 autocast (fp16 with a gradient
+scaler per optimizer), an EMA of the weights, optional ``torch.compile``.
 
 Exact resumption: the batch order is a pure function of (seed, step), and the checkpoint holds the
 model, both optimizers, both schedules, the scalers, the objective's state (discriminator, LeCAM
-anchors, balancer), the EMA, the RNG, the step and the recent losses, so a resumed run ends with
-the same weights as an uninterrupted one. A stop signal (`bench.preemption`) is honoured at the
+anchors, balancer), the EMA, the RNG, the step, the recent losses and the training time so far, so
+a resumed run ends with the same state, log and weights as an uninterrupted one (tested byte for
+byte, continued past the original end). A stop signal (`bench.preemption`) is honoured at the
 next step boundary: save, then requeue. Under torch.distributed each rank trains on its slice of
 every global batch (DDP, discriminator included) and only rank 0 writes.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import logging
 import math
 import time
@@ -38,6 +41,7 @@ from . import checkpoints, distributed
 from .data import default_workers
 from .data.items import collate
 from .errors import BenchError
+from .files import atomic_write_bytes, reporting_full_disk
 from .objective import Objective
 from .preemption import StopSignals
 from .progress import progress
@@ -101,7 +105,7 @@ class TrainResult:
     model: nn.Module  # the weights to evaluate (the EMA copy when enabled)
     steps: int
     final_loss: float  # mean reconstruction loss over the last 50 steps
-    wall_time_s: float
+    wall_time_s: float  # the training's, summed over the runs that resumed it
 
 
 def make_optimizer(parameters, cfg) -> torch.optim.Optimizer:
@@ -167,24 +171,30 @@ class Updater:
 
 
 class TrainLog:
-    """``step, name, value`` rows appended to a CSV; on resume, rows at or after the resumed step
-    (written after the last checkpoint by a run that was then killed) are dropped first."""
+    """``step, name, value`` rows appended to a CSV, ``step`` counting the steps done; on resume from
+    ``start`` steps, the rows after it (written after the last checkpoint by a run that was then
+    killed) are dropped first."""
 
     def __init__(self, path: Path, start: int):
         self.path = path
         if distributed.is_writer():
-            path.parent.mkdir(parents=True, exist_ok=True)
             kept = []
             if start and path.exists():
                 with open(path, newline="") as file:
-                    kept = [row for row in csv.reader(file) if row[0] == "step" or int(row[0]) < start]
-            with open(path, "w", newline="") as file:
-                csv.writer(file).writerows(kept or [["step", "name", "value"]])
+                    kept = [row for row in csv.reader(file) if row[0] == "step" or int(row[0]) <= start]
+            atomic_write_bytes(path, _csv(kept or [["step", "name", "value"]]))
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if distributed.is_writer():
-            with open(self.path, "a", newline="") as file:
-                csv.writer(file).writerows([step, name, f"{value:.6g}"] for name, value in sorted(values.items()))
+            rows = _csv([step, name, f"{value:.6g}"] for name, value in sorted(values.items()))
+            with reporting_full_disk(self.path, len(rows)), open(self.path, "ab") as file:
+                file.write(rows)
+
+
+def _csv(rows) -> bytes:
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
 
 
 def train(
@@ -194,7 +204,7 @@ def train(
     checkpoint is there, and checkpointing to it every ``budget.checkpoint_every`` steps and when
     ``stop.requested()`` (then ``stop.stop`` requeues or raises)."""
     model.to(device).train()
-    objective = Objective(recipe, model).to(device)
+    objective = Objective(recipe, model).to(device).train()  # the loss modules too, as Lightning's model.train() sets them
     step_model = torch.compile(model) if recipe.compile else model
     if distributed.is_active():
         step_model = nn.parallel.DistributedDataParallel(step_model)
@@ -210,9 +220,15 @@ def train(
     def autocast():
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
-    start, recent = 0, []
-    if state_path.exists():
-        state = checkpoints.load(state_path)
+    # The loader's iterator draws its workers' base seed from the global RNG when it is created: create
+    # it before the saved RNG state is restored, as an uninterrupted run created it before its first step.
+    state = checkpoints.load(state_path) if state_path.exists() else None
+    start = int(state["step"]) if state is not None else 0
+    loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), budget.batch_size, seed, start, budget.steps),
+                        num_workers=budget.num_workers, collate_fn=collate)  # fmt: skip
+    batches = iter(loader)
+    recent, trained_s = [], 0.0
+    if state is not None:
         model.load_state_dict(state["model"])
         generator.load_state_dict(state["generator"])
         objective.load_resumable_state(state["objective"])
@@ -223,13 +239,13 @@ def train(
         torch.set_rng_state(state["rng"])
         if device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], device)
-        start, recent = int(state["step"]), list(state.get("recent", []))
+        recent, trained_s = list(state.get("recent", [])), float(state.get("wall_time_s", 0.0))
 
-    def save(step: int) -> None:
+    def save(step: int, wall_time_s: float) -> None:
         if not distributed.is_writer():
             return
         state = {"model": model.state_dict(), "generator": generator.state_dict(), "objective": objective.resumable_state(), "step": step,
-                 "rng": torch.get_rng_state(), "recent": recent}  # fmt: skip
+                 "rng": torch.get_rng_state(), "recent": recent, "wall_time_s": wall_time_s}  # fmt: skip
         if critic is not None:
             state["critic"] = critic.state_dict()
         if ema is not None:
@@ -241,10 +257,8 @@ def train(
     log = TrainLog(state_path.with_suffix(".log.csv"), start)
     last_layer = model.last_layer_weight() if recipe.adversarial.adaptive_weight and discriminator is not None else None
     micro = recipe.grad_accumulation
-    loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), budget.batch_size, seed, start, budget.steps),
-                        num_workers=budget.num_workers, collate_fn=collate)  # fmt: skip
-    began = time.perf_counter()
-    bar = progress(loader, total=budget.steps, initial=start, desc="train", unit="step")
+    began, wall_time_s = time.perf_counter(), trained_s
+    bar = progress(batches, total=budget.steps, initial=start, desc="train", unit="step")
     for step, data in enumerate(bar, start=start):
         for item in data.skipped:  # the batch goes on without it
             logger.warning("step %d: skipped unreadable %s", step, item)
@@ -254,7 +268,7 @@ def train(
         chunks = batch.chunk(micro) if micro > 1 else (batch,)
         if len(chunks) != micro:
             raise BenchError(f"a batch of {len(batch)} does not split into grad_accumulation={micro} micro-batches")
-        logging = (step + 1) % budget.log_every == 0 or step == start
+        logging = (step + 1) % budget.log_every == 0 or step == 0
         values: dict[str, torch.Tensor] = {}
         reconstructions = []
         for x in chunks:
@@ -272,6 +286,9 @@ def train(
         if norm is not None:
             values["grad_norm"] = norm
         if critic is not None and objective.gan_active(step):
+            if recipe.adversarial.discriminator_input == "recompute":
+                with torch.no_grad(), autocast():
+                    reconstructions = [step_model(x).recon for x in chunks]
             for x, recon in zip(chunks, reconstructions):
                 terms = objective.discriminator_backward(x, recon, 1.0 / micro, critic.backward, autocast, parallel_discriminator)
                 _accumulate(values, terms, micro)
@@ -291,14 +308,20 @@ def train(
             bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if k in ("l1", "l2", "perceptual", "adversarial", "d_loss", "perplexity")}, refresh=False)
         stopping = stop is not None and stop.requested()
         if stopping or (step + 1) % budget.checkpoint_every == 0 or step + 1 == budget.steps:
-            save(step + 1)
+            wall_time_s = trained_s + time.perf_counter() - began
+            save(step + 1, wall_time_s)
         if stopping:
             stop.stop(f"train step {step + 1}/{budget.steps} (state in {state_path})")
     bar.close()
 
     final = ema.module if ema is not None else model
     final.eval()
-    return TrainResult(final, budget.steps, sum(recent) / max(len(recent), 1), time.perf_counter() - began)
+    return TrainResult(final, budget.steps, sum(recent) / max(len(recent), 1), wall_time_s)
+
+
+def trained_wall_time(state_path: Path) -> float | None:
+    """The training time a finished training's state holds (None without the state)."""
+    return checkpoints.load(state_path).get("wall_time_s") if state_path.exists() else None
 
 
 def _accumulate(values: dict[str, torch.Tensor], new: dict[str, torch.Tensor], micro: int) -> None:

@@ -31,6 +31,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
+from ..arguments import require_at_least, require_positive
 from ..checkpoints import WeightFile
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..quantizers.residual import ResidualQuantizer
@@ -80,6 +81,8 @@ _LEVEL = dict(codebook_size=1024, ema_decay=0.99, ema_epsilon=1e-5, kmeans_init=
 def build_encodec(family: type[EnCodec], *, channels: int, causal: bool, norm: str, normalize: bool, segment: float | None,
                   bandwidth: float, n_filters: int = 32, dimension: int = 128, lstm: int = 2, quantizer_dropout: bool = True) -> EnCodec:  # fmt: skip
     """An EnCodec with the official ``_get_model`` arguments; ``n_filters``, ``dimension`` and ``lstm`` shrink it."""
+    require_positive(channels=channels, segment=segment, bandwidth=bandwidth, n_filters=n_filters, dimension=dimension)
+    require_at_least(0, lstm=lstm)
     seanet = dict(channels=channels, dimension=dimension, n_filters=n_filters, lstm=lstm, norm=norm, causal=causal)
     encoder, decoder = SEANetEncoder(**seanet), SEANetDecoder(**seanet)
     kbps_per_level = math.log2(_LEVEL["codebook_size"]) * math.ceil(family.sample_rate / encoder.hop_length) / 1000

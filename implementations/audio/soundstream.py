@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+from ..arguments import require_positive
 from ..modules.seanet import SEANetDecoder, SEANetEncoder
 from ..quantizers.residual import ResidualQuantizer
 from ..registry import register_tokenizer
@@ -45,6 +46,7 @@ _LEVEL = dict(codebook_size=1024, ema_decay=0.99, kmeans_init=True, kmeans_iters
 def build_soundstream(*, bitrate: float, max_bitrate: float = 18.0, n_filters: int = 32, dimension: int = 128, quantizer_dropout: bool = True) -> SoundStream:
     """SoundStream at ``bitrate`` kbps (a multiple of 0.75) of a model trained up to ``max_bitrate``;
     ``n_filters`` is the paper's C, ``dimension`` its D."""
+    require_positive(bitrate=bitrate, max_bitrate=max_bitrate, n_filters=n_filters, dimension=dimension)
     seanet = dict(channels=1, dimension=dimension, n_filters=n_filters, ratios=(8, 5, 4, 2), n_residual_layers=3, residual_kernel_size=7,
                   dilation_base=3, compress=1, true_skip=True, lstm=0, kernel_size=7, norm="none", causal=True, pad_mode="constant")  # fmt: skip
     encoder, decoder = SEANetEncoder(**seanet, last_kernel_size=3), SEANetDecoder(**seanet, last_kernel_size=7)

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..arguments import require_positive
 from ..checkpoints import WeightFile
 from ..protocol import Quantizer, QuantizerOutput, Tokenizer
 from ..quantizers.gumbel import GumbelQuantizer, gumbel_temperature
@@ -144,6 +145,7 @@ class GroupedVectorQuantizer(Quantizer):
 
     def __init__(self, dim: int, codebook_size: int, groups: int = 2, beta: float = 0.25):
         super().__init__()
+        require_positive(dim=dim, codebook_size=codebook_size, groups=groups)
         if dim % groups:
             raise ValueError(f"dim {dim} is not divisible by groups {groups}")
         self.dim, self.codebook_size, self.num_codebooks = dim, codebook_size, groups
@@ -237,6 +239,7 @@ def build_vq_wav2vec(
 ) -> VQWav2Vec:
     """vq-wav2vec with fairseq's options (defaults: the README's vq-wav2vec command). quantizer:
     ``"gumbel"`` or ``"kmeans"``; layers as fairseq's ``(channels, kernel, stride)`` lists."""
+    require_positive(feature_layers=feature_layers, aggregator_layers=aggregator_layers, codebook_size=codebook_size, groups=groups)
     feature_layers = [tuple(layer) for layer in feature_layers]
     aggregator_layers = [tuple(layer) for layer in aggregator_layers]
     dim = feature_layers[-1][0]

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..arguments import require_at_least, require_positive
 from ..checkpoints import WeightFile
 from ..registry import create_quantizer, register_tokenizer
 from .autoencoder import ImageAutoencoderTokenizer
@@ -217,6 +218,8 @@ TITOK_MASKGIT_VQGAN = WeightFile(
 def maskgit_vqgan(filters: int = 128, channel_multipliers: tuple[int, ...] = (1, 1, 2, 2, 4), num_res_blocks: int = 2, embedding_dim: int = 256,
                   codebook_size: int = 1024, **quantizer_kwargs) -> MaskGITVQGAN:  # fmt: skip
     """MaskGIT's ImageNet VQGAN: f16, 1024 codes of dim 256 (16x16 tokens at 256x256)."""
+    require_positive(filters=filters, channel_multipliers=channel_multipliers, embedding_dim=embedding_dim)
+    require_at_least(0, num_res_blocks=num_res_blocks)
     arch = dict(filters=filters, channel_multipliers=tuple(channel_multipliers), num_res_blocks=num_res_blocks, embedding_dim=embedding_dim)
     quantizer = create_quantizer("vq", dim=embedding_dim, codebook_size=codebook_size, **{"beta": 0.25, **quantizer_kwargs})
     return MaskGITVQGAN(Encoder(**arch), quantizer, Decoder(**arch), downsample_factor=2 ** (len(channel_multipliers) - 1))

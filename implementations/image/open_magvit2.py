@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..arguments import require_at_least, require_positive
 from ..checkpoints import WeightFile
 from ..registry import create_quantizer, register_tokenizer
 from .autoencoder import ImageAutoencoderTokenizer
@@ -174,6 +175,8 @@ _LFQ = dict(entropy_weight=0.1, commitment_weight=0.25, diversity_gamma=1.0, inv
 def build_open_magvit2(*, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, z_channels: int, **quantizer_kwargs) -> OpenMAGVIT2:
     """An Open-MAGVIT2 tokenizer with the official ``ddconfig`` arguments and LFQ over ``z_channels``
     bits (``2 ** z_channels`` codes); ``quantizer_kwargs`` override the LFQ's options."""
+    require_positive(ch=ch, ch_mult=ch_mult, z_channels=z_channels)
+    require_at_least(0, num_res_blocks=num_res_blocks)
     encoder = Encoder(ch, tuple(ch_mult), num_res_blocks, z_channels)
     decoder = Decoder(ch, tuple(ch_mult), num_res_blocks, z_channels)
     lfq = {**_LFQ, "entropy_group_bits": z_channels, **quantizer_kwargs}

@@ -44,6 +44,7 @@ import re
 
 from torch import Tensor, nn
 
+from ..arguments import require_at_least, require_positive
 from ..checkpoints import WeightFile
 from ..modules.taming_autoencoder import Decoder, Encoder
 from ..quantizers.residual import ResidualQuantizer
@@ -68,6 +69,8 @@ def build_rqvae(*, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, attn_
                 embed_dim: int, codebook_size: int, depth: int, dropout: float = 0.0, **codebook_kwargs) -> RQVAE:  # fmt: skip
     """An RQ-VAE with the official ``ddconfig`` arguments, ``embed_dim``, ``codebook_size`` (``n_embed``)
     and ``depth`` (``code_shape[-1]``); ``codebook_kwargs`` override the shared codebook's options."""
+    require_positive(ch=ch, ch_mult=ch_mult, resolution=resolution, z_channels=z_channels, embed_dim=embed_dim, depth=depth)
+    require_at_least(0, num_res_blocks=num_res_blocks)
     arch = dict(ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks, attn_resolutions=tuple(attn_resolutions), resolution=resolution,
                 z_channels=z_channels, dropout=dropout)  # fmt: skip
     encoder = nn.Sequential(Encoder(in_channels=3, **arch), nn.Conv2d(z_channels, embed_dim, 1))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..arguments import require_at_least, require_positive
 from ..modules.taming_autoencoder import Decoder, Encoder
 from ..checkpoints import WeightFile
 from ..registry import create_quantizer, register_tokenizer
@@ -47,6 +48,8 @@ def build_vqgan(*, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, attn_
     """A VQGAN with taming's architecture arguments (``ddconfig``), ``embed_dim`` / ``codebook_size``
     (``n_embed``), a registered ``quantizer`` and its options (default: ``vq`` with taming's legacy VQ
     loss, beta 0.25); ``family`` is the `VQGAN` subclass that names the paper in records."""
+    require_positive(ch=ch, ch_mult=ch_mult, resolution=resolution, z_channels=z_channels, embed_dim=embed_dim)
+    require_at_least(0, num_res_blocks=num_res_blocks)
     arch = dict(ch=ch, ch_mult=tuple(ch_mult), num_res_blocks=num_res_blocks, attn_resolutions=tuple(attn_resolutions), resolution=resolution,
                 z_channels=z_channels, dropout=dropout)  # fmt: skip
     encoder = nn.Sequential(Encoder(in_channels=3, **arch), nn.Conv2d(z_channels, embed_dim, 1))

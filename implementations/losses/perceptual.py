@@ -55,10 +55,15 @@ def _vgg16_features() -> nn.Sequential:
 class LPIPS(nn.Module):
     """``forward(x, y)``: images ``(B, 3, H, W)`` in [-1, 1] -> distances ``(B,)``. Frozen: its weights
     never train, gradients flow to the inputs. Built with random weights; `load_released` or
-    `load_state_dicts` give it the published ones."""
+    `load_state_dicts` give it the published ones.
 
-    def __init__(self):
+    ``dropout``: as the reference's ``use_dropout=True`` (taming's default), ``nn.Dropout()`` (p 0.5) on
+    each layer's squared difference before its linear layer, active only in train mode (``train()``);
+    the rest of the network is the evaluation network in either mode."""
+
+    def __init__(self, dropout: bool = False):
         super().__init__()
+        self.dropout = nn.Dropout() if dropout else nn.Identity()
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
         self.features = _vgg16_features()
@@ -67,7 +72,9 @@ class LPIPS(nn.Module):
         self.eval()
 
     def train(self, mode: bool = True) -> LPIPS:
-        return super().train(False)  # no dropout or statistics: always the evaluation network
+        super().train(False)  # no statistics: the evaluation network
+        self.dropout.train(mode)
+        return self
 
     def load_state_dicts(self, backbone: dict[str, Tensor], linear: dict[str, Tensor]) -> None:
         """``backbone``: torchvision's ``vgg16()`` state dict (``features.<i>.*`` used, the classifier's
@@ -98,7 +105,7 @@ class LPIPS(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         distance = x.new_zeros(x.shape[0])
         for linear, fx, fy in zip(self.linear, self._taps(x), self._taps(y)):
-            distance = distance + linear((fx - fy) ** 2).mean(dim=(1, 2, 3))
+            distance = distance + linear(self.dropout((fx - fy) ** 2)).mean(dim=(1, 2, 3))
         return distance
 
     def _taps(self, x: Tensor):

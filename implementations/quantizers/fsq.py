@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..protocol import Quantizer, QuantizerOutput
+from ..arguments import ArgumentError, require_positive
 from ..registry import register_quantizer
 from .stats import batch_perplexity
 
@@ -86,9 +87,10 @@ class FiniteScalarQuantizer(Quantizer):
         track_perplexity: bool = False,
     ):
         super().__init__()
+        require_positive(dim=dim)
         levels = [int(level) for level in levels]
-        if any(level < 3 for level in levels):
-            raise ValueError(f"FSQ levels must be >= 3, got {levels}")
+        if not levels or any(level < 3 for level in levels):
+            raise ArgumentError("levels", "a non-empty list of numbers >= 3 (FSQ)", levels)
         self.dim = dim
         self.levels = levels
         self.codebook_dim = len(levels)

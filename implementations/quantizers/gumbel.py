@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..protocol import Quantizer, QuantizerOutput
+from ..arguments import ArgumentError, require_positive
 from ..registry import register_quantizer
 from .stats import batch_perplexity
 
@@ -46,6 +47,9 @@ def gumbel_temperature(step: int, start: float = 2.0, end: float = 0.5, *, decay
     if mode == "cosine":
         return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
     raise ValueError(f"unknown temperature schedule {mode!r}")
+
+
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
 @register_quantizer("gumbel")
@@ -89,6 +93,9 @@ class GumbelQuantizer(Quantizer):
         logits_activation: str = "gelu",
     ):
         super().__init__()
+        require_positive(dim=dim, codebook_size=codebook_size, groups=groups, codebook_dim=codebook_dim, temperature=temperature, logits_hidden=logits_hidden)
+        if logits_activation not in _ACTIVATIONS:
+            raise ArgumentError("logits_activation", f"one of {', '.join(_ACTIVATIONS)}", logits_activation)
         if one_hot:
             if dim != groups * codebook_size:
                 raise ValueError(f"one_hot: dim {dim} must be groups * codebook_size = {groups * codebook_size} (z are the logits)")
@@ -111,7 +118,7 @@ class GumbelQuantizer(Quantizer):
             if logits_hidden is None:
                 self.to_logits = nn.Linear(dim, groups * codebook_size)
             else:
-                activation = {"gelu": nn.GELU, "relu": nn.ReLU}[logits_activation]()
+                activation = _ACTIVATIONS[logits_activation]()
                 self.to_logits = nn.Sequential(nn.Linear(dim, logits_hidden), activation, nn.Linear(logits_hidden, groups * codebook_size))
             self.codebook = nn.Parameter(torch.randn(groups, codebook_size, codebook_dim))
         self.out_proj = nn.Linear(groups * codebook_dim, dim) if groups * codebook_dim != dim else nn.Identity()

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..protocol import Quantizer, QuantizerOutput
+from ..arguments import require_positive
 from ..registry import register_quantizer
 from .distance import nearest_codes, squared_distances_to
 from .stats import batch_perplexity
@@ -140,6 +141,7 @@ class HierarchicalKMeansQuantizer(Quantizer):
 
     def __init__(self, dim: int, branching: int | None = None, depth: int = 4, iters: int = 50, seed: int = 0, codebook_size: int | None = None):
         super().__init__()
+        require_positive(dim=dim, branching=branching, codebook_size=codebook_size, depth=depth, iters=iters)
         if branching is not None and codebook_size is not None and codebook_size != branching:
             raise ValueError("for hierarchical k-means codebook_size is the branching factor; they differ")
         branching = branching or codebook_size or 12  # VideoBERT: 12 clusters per level

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..protocol import Quantizer, QuantizerOutput
+from ..arguments import ArgumentError, require_positive
 from ..registry import register_quantizer
 from .stats import batch_perplexity
 
@@ -171,13 +172,14 @@ class LookupFreeQuantizer(Quantizer):
         bit_order: str = "msb_first",
     ):
         super().__init__()
-        bits = int(round(math.log2(codebook_size)))
-        if 1 << bits != codebook_size:
-            raise ValueError(f"LFQ codebook_size must be a power of two, got {codebook_size}")
+        require_positive(dim=dim, codebook_size=codebook_size, num_codebooks=num_codebooks, entropy_group_bits=entropy_group_bits)
+        bits = codebook_size.bit_length() - 1
+        if 1 << bits != codebook_size or bits < 1:
+            raise ArgumentError("codebook_size", "a power of two >= 2 (LFQ)", codebook_size)
         if bits > 62:
-            raise ValueError("LFQ supports at most 62 bits per codebook (int64 codes)")
+            raise ArgumentError("codebook_size", "at most 2**62 (LFQ's int64 codes)", codebook_size)
         if bit_order not in ("msb_first", "lsb_first"):
-            raise ValueError(f"bit_order must be 'msb_first' or 'lsb_first', got {bit_order!r}")
+            raise ArgumentError("bit_order", "'msb_first' or 'lsb_first'", bit_order)
         self.dim = dim
         self.codebook_size = codebook_size
         self.num_codebooks = num_codebooks

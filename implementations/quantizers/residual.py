@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ..protocol import Quantizer, QuantizerOutput
+from ..arguments import require_positive
 from ..registry import create_quantizer, register_quantizer
 
 
@@ -69,6 +70,7 @@ class ResidualQuantizer(Quantizer):
         **inner_kwargs,
     ):
         super().__init__()
+        require_positive(dim=dim, depth=depth)
         if isinstance(inner, str):
             count = 1 if shared_codebook else depth
             levels = [create_quantizer(inner, dim=dim, **inner_kwargs) for _ in range(count)]

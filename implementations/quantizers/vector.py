@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..protocol import Quantizer, QuantizerOutput
+from ..arguments import require_at_least, require_positive
 from ..registry import register_quantizer
 from .distance import nearest_codes
 from .kmeans import kmeans
@@ -107,6 +108,8 @@ class VectorQuantizer(Quantizer):
         rotation_trick: bool = False,
     ):
         super().__init__()
+        require_positive(dim=dim, codebook_size=codebook_size, codebook_dim=codebook_dim, kmeans_iters=kmeans_iters)
+        require_at_least(0, dead_code_threshold=dead_code_threshold)
         self.dim = dim
         self.codebook_size = codebook_size
         self.codebook_dim = codebook_dim or dim

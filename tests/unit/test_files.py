@@ -1,14 +1,18 @@
-"""Atomic writes: the user's umask, no half-written files, and no litter from killed writers."""
+"""Atomic writes: the user's umask, no half-written files, no litter from killed writers, a full disk in one line."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from bench import checkpoints
+from bench.errors import BenchError
 from bench.files import atomic_write_bytes
 
 
@@ -34,3 +38,39 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     assert target.read_bytes() == b"whole"
     assert not stale.exists() and alive.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, alive.name, other.name])
+
+
+@pytest.mark.parametrize("failing", ["fsync", "write"])
+def test_a_full_disk_is_one_line_and_leaves_nothing_partial(tmp_path, monkeypatch, failing):
+    target = tmp_path / "checkpoints" / "model.pt"
+    atomic_write_bytes(target, b"old")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class FullFile:  # the file the temporary's handle opens, on a full disk
+        def __init__(self, handle, mode):
+            self.file = real_fdopen(handle, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        write = full
+
+    real_fdopen = os.fdopen
+    if failing == "fsync":
+        monkeypatch.setattr(os, "fsync", full)
+    else:  # the write itself: through torch.save's checkpoint path
+        monkeypatch.setattr(os, "fdopen", FullFile)
+    with pytest.raises(BenchError) as caught:
+        if failing == "fsync":
+            atomic_write_bytes(target, b"x" * 1000)
+        else:
+            checkpoints.save({"w": torch.zeros(3)}, target)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"no space left in {target.parent}: writing model.pt needs ")
+    assert failing != "fsync" or " needs 1000 bytes (" in message
+    assert target.read_bytes() == b"old" and sorted(p.name for p in target.parent.iterdir()) == ["model.pt"]

@@ -132,14 +132,16 @@ def test_a_deviating_run_never_replaces_the_protocol_row(tmp_path):
     """The newcomer's path: the suite's row, then a shortened rerun of the same tokenizer."""
     results, out = tmp_path / "results", tmp_path / "lb"
     write(results, builtin_record("vqvae_tiny_fsq_8555", 25.98))
-    write(results, builtin_record("vqvae_tiny_fsq_8555", 16.74, "suite.train.steps=30", created="2026-06-01T00:00:00+00:00"))
+    shortened = builtin_record("vqvae_tiny_fsq_8555", 16.74, "suite.train.steps=30", created="2026-06-01T00:00:00+00:00")
+    shortened["data"] = {"skipped": 2, "upsampled": 0, "padded": 0, "skipped_files": ["a.png", "b.png"]}
+    write(results, shortened)
     write(results, builtin_record("vqvae_tiny_vq_d4", 24.0, seed=7))  # a seed the suite does not list
 
     page = leaderboard.write_leaderboard("builtin", results, out).read_text()
     (line,) = table_line(page, "vqvae_tiny_fsq_8555")
     assert "25.98" in line and "16.74" not in page.split("Not shown")[0]
     assert "Not shown: 2 runs whose protocol differs" in page and "--include-deviating" in page
-    assert "- vqvae_tiny_fsq_8555 (seeds 0): train.steps 30 vs 700" in page
+    assert "- vqvae_tiny_fsq_8555 (seeds 0): train.steps 30 vs 700 (2 skipped images: `a.png`, `b.png`)\n" in page  # its skipped files too
     assert "- vqvae_tiny_vq_d4 (seeds 7): seed 7 not among the suite's seeds 0,1,2" in page
     assert not table_line(page, "vqvae_tiny_vq_d4")
 

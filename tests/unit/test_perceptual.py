@@ -17,13 +17,13 @@ from implementations.losses.perceptual import LPIPS, LPIPS_VGG_LINEAR, VGG16_BAC
 lpips = pytest.importorskip("lpips")
 
 
-def reference_and_ours() -> tuple[torch.nn.Module, LPIPS]:
+def reference_and_ours(dropout: bool = False) -> tuple[torch.nn.Module, LPIPS]:
     torch.manual_seed(0)
     reference = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False).eval()
     state = reference.state_dict()
     backbone = {f"features.{key.split('.', 3)[2]}.{key.split('.', 3)[3]}": value for key, value in state.items() if key.startswith("net.")}
     linear = {key: value for key, value in state.items() if key.startswith("lin") and not key.startswith("lins.")}  # lins: an alias
-    ours = LPIPS()
+    ours = LPIPS(dropout=dropout)
     ours.load_state_dicts(backbone, linear)
     return reference, ours
 
@@ -41,6 +41,25 @@ def test_equals_the_lpips_package_values_and_gradients():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(got_grad, expected_grad, rtol=1e-4, atol=1e-9)
     assert not any(p.requires_grad for p in ours.parameters())
+
+
+def test_dropout_in_train_mode_as_the_reference_package_draws_it():
+    """The package's LPIPS has taming's use_dropout=True: in train mode, the same masks from the same seed."""
+    reference, ours = reference_and_ours(dropout=True)
+    x, y = torch.rand(2, 3, 48, 48) * 2 - 1, torch.rand(2, 3, 48, 48) * 2 - 1
+    evaluated = ours(x, y)
+    torch.testing.assert_close(evaluated, reference(x, y).flatten(), rtol=1e-5, atol=1e-7)  # built in eval mode: no dropout
+    reference.train(), ours.train()
+    assert not ours.features.training  # only the dropout follows the mode
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        expected = reference(x, y).flatten()
+        torch.manual_seed(seed)
+        torch.testing.assert_close(ours(x, y), expected, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(ours(x, y), evaluated)
+    plain = LPIPS()
+    plain.load_state_dict(ours.state_dict())
+    assert torch.equal(plain.train()(x, y), evaluated)  # without dropout the mode changes nothing
 
 
 def test_equals_taming_transformers_lpips(monkeypatch):

@@ -4,6 +4,7 @@ schedule, gradient accumulation and mixed precision do what they say; bad recipe
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,3 +111,46 @@ def test_the_encodec_recipe_balances_its_terms_on_audio():
     assert decoder.weight.grad is not None and z.grad is not None and torch.isfinite(decoder.weight.grad).all()
     d_logs = objective.discriminator_backward(x, out.recon.detach(), 1.0, backward=lambda loss: loss.backward(), autocast=contextlib.nullcontext)
     assert torch.isfinite(d_logs["d_loss"]) and all(p.grad is not None for p in objective.discriminator.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("discriminator_input", ["reuse", "recompute"])
+def test_the_discriminator_sees_the_reconstructions_the_recipe_names(tmp_path, monkeypatch, discriminator_input):
+    """reuse: those of the generator's step, from before its update; recompute: the updated generator's
+    (taming under Lightning: training_step runs self(x) again for the discriminator's optimizer)."""
+    prefix = "tokenizer.recipe.adversarial"
+    recipe = compose(["tokenizer=vqvae_tiny_vq_d4", f"{prefix}.weight=0.5", f"{prefix}.discriminator_input={discriminator_input}",
+                      f"+{prefix}.discriminator_kwargs.base_channels=8", f"+{prefix}.discriminator_kwargs.n_layers=2"]).tokenizer.recipe  # fmt: skip
+    seen = []
+    original = Objective.discriminator_backward
+    monkeypatch.setattr(Objective, "discriminator_backward", lambda self, x, recon, *rest: seen.append((x, recon)) or original(self, x, recon, *rest))
+    torch.manual_seed(0)
+    model = create_tokenizer("vqvae_simplecnn", hidden_dim=16, codebook_size=32, codebook_dim=4)
+    before = copy.deepcopy(model)
+    train(model, ImageTensors(torch.rand(4, 3, 16, 16) * 2 - 1), recipe, Budget(1, 4), seed=0, device=torch.device("cpu"), state_path=tmp_path / "s.pt")
+    ((x, recon),) = seen
+    with torch.no_grad():
+        old, new = before.train()(x).recon, model.train()(x).recon
+    assert not torch.equal(old, new)
+    assert torch.equal(recon, old if discriminator_input == "reuse" else new)
+    wrong = compose(["tokenizer=vqvae_tiny_vq_d4", f"{prefix}.discriminator_input=both"]).tokenizer.recipe
+    with pytest.raises(BenchError, match=r"^tokenizer.recipe.adversarial.discriminator_input='both': choose one of reuse, recompute$"):
+        validate_recipe(wrong)
+
+
+def test_recipe_fields_added_later_keep_earlier_hashes_at_their_default():
+    """discriminator_input and perceptual.dropout at reuse / false measure what records made before them
+    measured: the hash leaves them out; taming's recompute / true is another protocol."""
+    from omegaconf import OmegaConf
+
+    from bench.records import config_hash
+
+    def with_and_without(*overrides):
+        config = OmegaConf.to_container(compose(["tokenizer=vqvae_tiny_vq_d4", "seed=0", *overrides]), resolve=True)
+        earlier = copy.deepcopy(config)
+        del earlier["tokenizer"]["recipe"]["adversarial"]["discriminator_input"], earlier["tokenizer"]["recipe"]["perceptual"]["dropout"]
+        return config_hash(config), config_hash(earlier)
+
+    now, before = with_and_without()
+    assert now == before
+    now, before = with_and_without("recipe@tokenizer.recipe=taming_vqgan")
+    assert now != before

@@ -42,6 +42,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ...arguments import require_positive
 from ...checkpoints import WeightFile
 from ...registry import create_quantizer, register_tokenizer
 from ..autoencoder import ImageAutoencoderTokenizer
@@ -165,6 +166,7 @@ def build_dalle_dvae(*, n_hid: int = 256, n_blk_per_group: int = 2, vocab_size: 
     model) and the quantizer's options. Defaults: soft relaxation at temperature 1 (annealed to 1/16 by
     a training schedule), KL weight 6.6 / 192 (paper A.2: beta 6.6 with the loss divided by the 256 x
     256 x 3 pixels, so beta / 192 against a per-pixel reconstruction term and a per-position KL)."""
+    require_positive(n_hid=n_hid, n_blk_per_group=n_blk_per_group, vocab_size=vocab_size, n_init=n_init)
     quantizer = create_quantizer("gumbel", **{"dim": vocab_size, "codebook_size": vocab_size, "one_hot": True, "hard": False,
                                               "temperature": 1.0, "kl_weight": 6.6 / 192, **quantizer_kwargs})  # fmt: skip
     encoder = Encoder(n_hid=n_hid, n_blk_per_group=n_blk_per_group, vocab_size=vocab_size)
