@@ -192,7 +192,7 @@ class RunConfig:
     seed: Optional[int] = None  # None: each of the suite's seeds in turn
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = "results"
-    leaderboard_dir: str = "leaderboards"
+    leaderboard_dir: str = "${output_dir}/leaderboards"  # your pages; the committed ones change with bench.leaderboard --publish
     redo: bool = False  # run again from scratch: train (unless a checkpoint is given) and evaluate
     reevaluate: bool = False  # evaluate again with the weights an earlier run trained
     eval_shards: int = 1  # split the evaluation into this many shards (e.g. one SLURM array task each)

@@ -147,12 +147,19 @@ def read_records(folder: str | Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("records/*.json"))]
 
 
-def git_sha() -> str:
-    """The commit of the code that ran, with ``-dirty`` when the tree had uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
+# What `python -m bench.leaderboard` generates in the checkout: the pages, their figures and listening
+# samples (git pathspecs; `*` stops at `/`). Changing them changes no number, so they leave a record clean.
+GENERATED = ("leaderboards/*.md", "leaderboards/*/*.png", "leaderboards/*/audio/*.flac")
+
+
+def git_sha(root: Path = Path(__file__).resolve().parent.parent) -> str:
+    """The commit of the code that ran, with ``-dirty`` when the tree had uncommitted changes other
+    than `GENERATED` files (untracked files count, one by one)."""
+    exclude = [f":(top,glob,exclude){pattern}" for pattern in GENERATED]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=all", "--", ":(top)", *exclude]
+        dirty = subprocess.run(status, cwd=root, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")

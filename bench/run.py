@@ -1,5 +1,6 @@
 """``python -m bench.run [suite=S] [tokenizer=T] [overrides...]``: train and/or evaluate tokenizers on a
-suite, write one record per run, regenerate the suite's leaderboard.
+suite, write one record per run, regenerate the suite's leaderboard page among the results
+(``leaderboard_dir``, ``results/leaderboards/`` by default; the committed pages are not touched).
 
 Without ``tokenizer=``, every tokenizer the suite lists runs in turn, and without ``seed=`` each at
 every seed the suite lists (each composed exactly as ``tokenizer=<name> seed=<seed>`` would be, so
@@ -15,6 +16,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from .errors import BenchError
 from .files import atomic_write_bytes
 from .evaluate import compute_all, evaluate, merge_shards, metric_states
 from .fid_reference import load_references, save_references
-from .leaderboard import write_leaderboard
+from .leaderboard import PUBLISHED_DIR, write_leaderboard
 from .metrics import build_metrics
 from .preemption import StopSignals
 from .records import config_hash, make_record, record_path, write_record
@@ -214,7 +216,25 @@ def forget_earlier_run(cfg: DictConfig, hash_: str) -> None:
             (root / "checkpoints" / name).unlink(missing_ok=True)
 
 
-def run_one(cfg: DictConfig) -> Path:
+@dataclass
+class Announcer:
+    """What the runs of one ``bench.run`` tell the person watching: which run this is ("run 3 of 18"),
+    and a warning that holds for every run (a metric's missing weights) said once."""
+
+    total: int = 1
+    current: int = 1
+    warned: set[str] = field(default_factory=set)
+
+    def run(self, cfg: DictConfig) -> str:
+        return f"run {self.current} of {self.total}: {cfg.tokenizer.id}, seed {cfg.seed}"
+
+    def warn_once(self, message: str) -> None:
+        if message not in self.warned:
+            self.warned.add(message)
+            log.warning("%s", message)
+
+
+def run_one(cfg: DictConfig, announcer: Announcer | None = None) -> Path:
     """Train/evaluate one tokenizer at one seed on one suite and write its record; returns the record's
     path (not written yet when this task evaluated one shard and others are missing).
 
@@ -224,15 +244,16 @@ def run_one(cfg: DictConfig) -> Path:
     if cfg.seed is None:
         raise BenchError("run_one needs a seed: run() expands the suite's seeds")
     with StopSignals() as stop, cpu_threads(cfg.suite.threads):
-        return _run_one(cfg, stop)
+        return _run_one(cfg, stop, announcer or Announcer())
 
 
-def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
+def _run_one(cfg: DictConfig, stop: StopSignals, announcer: Announcer) -> Path:
     config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     given = given_weights(cfg)
     given_sha256 = sha256_of(given) if given is not None else None  # read once: it names the run and goes into its record
     hash_ = config_hash(hashed_config(config, given_sha256))
     suite, tok = cfg.suite, cfg.tokenizer
+    log.info("%s, config %s", announcer.run(cfg), hash_)
     path = record_path(cfg.output_dir, suite.name, tok.id, hash_)
     if path.exists() and not (cfg.redo or cfg.reevaluate):
         log.info("%s: record %s exists, skipping (redo=true to run again, reevaluate=true to evaluate again)", tok.id, path)
@@ -274,7 +295,7 @@ def _run_one(cfg: DictConfig, stop: StopSignals) -> Path:
     if references:
         metrics, unavailable = make_metrics()
     for name, reason in unavailable.items():
-        log.warning("%s: %s not available: %s", tok.id, name, reason)
+        announcer.warn_once(f"{name} not available: {reason}")
     shard_folder = Path(cfg.output_dir) / suite.name / "shards" / f"{tok.id}-{hash_}"
     evaluated = evaluate_sharded(model, dataset, lambda: make_metrics()[0], cfg, shard_folder, device, stop)
     if evaluated is None:
@@ -336,29 +357,36 @@ def not_run_path(output_dir: str, suite: str, tokenizer: str) -> Path:
 
 
 def run(cfg: DictConfig) -> list[Path]:
+    """Every run ``cfg`` asks for (`compose_for`), then the suite's page; ends with one line naming
+    the page (or the records, when there is no page to write)."""
     validate(cfg)
     if cfg.tokenizer is None and not cfg.suite.tokenizers:
         raise BenchError(f"suite {cfg.suite.name} lists no tokenizers: choose one with tokenizer=<name>")
+    build_dataset(cfg.suite.dataset, cfg.suite.dataset.eval_split)  # missing data: said once, before any weights are looked for
     tokenizers = [None] if cfg.tokenizer is not None else list(cfg.suite.tokenizers)
     seeds = [None] if cfg.seed is not None else list(cfg.suite.seeds)
     runs = [cfg] if tokenizers == [None] and seeds == [None] else [compose_for(t, s) for t in tokenizers for s in seeds]
-    paths, failures = [], []
-    for job in runs:  # one failing tokenizer (missing weights, say) does not stop the others
+    announcer = Announcer(total=len(runs))
+    paths, failed = [], 0
+    for announcer.current, job in enumerate(runs, start=1):  # one failing tokenizer (missing weights, say) does not stop the others
         note = not_run_path(job.output_dir, job.suite.name, job.tokenizer.id)
         try:
-            paths.append(run_one(job))
+            paths.append(run_one(job, announcer))
             note.unlink(missing_ok=True)
         except BenchError as error:
             if distributed.is_writer():  # the page names it in the tokenizer's place
                 atomic_write_bytes(note, json.dumps({"tokenizer": job.tokenizer.id, "seed": job.seed, "error": str(error)}).encode())
             if len(runs) == 1:
                 raise
-            log.error("%s (seed %s): %s", job.tokenizer.id, job.seed, error)
-            failures.append(f"{job.tokenizer.id} (seed {job.seed}): {error}")
-    if distributed.is_writer():
-        write_leaderboard(cfg.suite.name, cfg.output_dir, cfg.leaderboard_dir)
-    if failures:
-        raise BenchError(f"{len(failures)} of {len(runs)} runs failed: " + " | ".join(failures))
+            log.error("%s: %s", announcer.run(job), error)
+            failed += 1
+    if not distributed.is_writer():
+        return paths
+    page = write_leaderboard(cfg.suite.name, cfg.output_dir, PUBLISHED_DIR, pages_dir=cfg.leaderboard_dir)
+    written = f"page {page}" if page else f"records in {Path(cfg.output_dir) / cfg.suite.name / 'records'}"
+    if failed:
+        raise BenchError(f"{failed} of {len(runs)} runs failed, each said why above; {written}")
+    log.info("%d run%s done; %s", len(runs), "s" if len(runs) > 1 else "", written)
     return paths
 
 

@@ -179,19 +179,35 @@ def test_reference_rows_have_delta_verdict_source_and_protocol_flags(tmp_path):
 
 
 def test_check_detects_stale_pages_and_dirty_records(tmp_path):
-    results, out = tmp_path / "results", tmp_path / "lb"
-    write(results, make_record("tok_a", 29.8))
-    leaderboard.write_all(results, out)  # the configured suites' reference-only pages too
-    assert leaderboard.check(results, out) == []
+    out = tmp_path / "lb"
+    write(out / "records", make_record("tok_a", 29.8))
+    leaderboard.write_all(None, out)  # the configured suites' reference-only pages too
+    assert leaderboard.check(out) == []
     imagenet = (out / "imagenet256.md").read_text()
     assert "No run records yet" in imagenet and "not measured" in imagenet and "split=val" in imagenet
-    write(results, make_record("tok_b", 25.0))
-    assert any(str(out / "toy.md") in problem for problem in leaderboard.check(results, out))
-    leaderboard.write_all(results, out)
+    write(out / "records", make_record("tok_b", 25.0))
+    assert any(str(out / "toy.md") in problem for problem in leaderboard.check(out))
+    leaderboard.write_all(None, out)
     write(out / "records", make_record("tok_b", 25.0) | {"git_sha": CLEAN_SHA + "-dirty"})
-    leaderboard.write_all(results, out)
-    (problem,) = leaderboard.check(results, out)
+    leaderboard.write_all(None, out)
+    (problem,) = leaderboard.check(out)
     assert problem.startswith("not from a clean commit") and "-dirty" in problem
+
+
+def test_local_runs_write_their_own_pages_and_leave_the_committed_ones(tmp_path):
+    """A local record and a failed run change the pages among the results, never the committed ones,
+    which `check` judges by the published records alone; no page names the home folder."""
+    results, out = tmp_path / "results", tmp_path / "lb"
+    write(out / "records", make_record("tok_a", 29.8))
+    leaderboard.write_all(None, out)
+    committed = {path: path.read_bytes() for path in out.glob("*.md")}
+    write(results, make_record("tok_b", 25.0))
+    note = results / "toy" / "not_run" / "tok_c.json"
+    note.parent.mkdir(parents=True)
+    note.write_text(json.dumps({"tokenizer": "tok_c", "seed": 0, "error": "x.ckpt is not on this machine: put it at /home/me/.cache/torch/x.ckpt"}))
+    page = leaderboard.write_leaderboard("toy", results, out, pages_dir=results / "leaderboards").read_text()
+    assert table_line(page, "tok_a") and table_line(page, "tok_b") and "put it at ~/.cache/torch/x.ckpt" in page and "/home/me" not in page
+    assert {path: path.read_bytes() for path in out.glob("*.md")} == committed and leaderboard.check(out) == []
 
 
 def test_local_records_replace_published_rows_and_publish_copies_them(tmp_path):
@@ -199,7 +215,7 @@ def test_local_records_replace_published_rows_and_publish_copies_them(tmp_path):
     write(out / "records", make_record("tok_a", 29.8))  # published
     leaderboard.write_all(results, out)
     page = (out / "toy.md").read_text()
-    assert "29.80" in page and "published · 600 steps" in page and leaderboard.check(results, out) == []
+    assert "29.80" in page and "published · 600 steps" in page and leaderboard.check(out) == []
 
     local = make_record("tok_a", 28.5, created="2026-05-01T00:00:00+00:00")  # a rerun of the same config
     write(results, local)
