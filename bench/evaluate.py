@@ -126,6 +126,7 @@ def evaluate(
         if stop is not None and stop.received is not None and state_path is not None and batch + 1 < total:
             checkpoints.save({"batch": batch + 1, "states": metric_states(metrics)}, state_path)
             stop.stop(f"eval batch {batch + 1}/{total} of shard {shard}/{num_shards} (state in {state_path})")
+    next(batches, None)  # the loader ends: the bar counts the last batch and closes
     if state_path is not None:
         state_path.unlink(missing_ok=True)
 
