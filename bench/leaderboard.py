@@ -72,6 +72,7 @@ METRIC_COLUMNS = [
     ("perplexity", "perplexity ↑", "{:.1f}"),
 ]
 TITLES = {key: title for key, title, _ in METRIC_COLUMNS}
+QUEUE_USAGE = TITLES["usage_queue"]  # shown only where it differs from usage in some row
 FORMATS = {key: fmt for key, _, fmt in METRIC_COLUMNS}
 
 # A measured value reproduces a paper's when |measured - paper| <= max(absolute, relative * |paper|).
@@ -241,7 +242,7 @@ def results_table(rows: list[Row], ranks: list[str]) -> pd.DataFrame:
         entry = {
             "rank": place,
             "tokenizer": row.tokenizer,
-            "tokens": f"{'x'.join(map(str, rate['token_grid']))} ({rate['tokens']})",
+            "tokens": tokens_of(rate),
             "codebook": f"{rate['codebook_size']} x {rate['num_codebooks']}",
             "rate": f"{rate[rate_key]:.3f} {rate_unit}",
         }
@@ -253,7 +254,16 @@ def results_table(rows: list[Row], ranks: list[str]) -> pd.DataFrame:
         entry["seeds"] = ",".join(map(str, row.seeds))
         entry["provenance"] = row.provenance()
         table.append(entry)
-    return pd.DataFrame(table)
+    frame = pd.DataFrame(table)
+    if QUEUE_USAGE in frame and (frame[QUEUE_USAGE] == frame[TITLES["usage"]]).all():
+        frame = frame.drop(columns=QUEUE_USAGE)  # says nothing usage does not
+    return frame
+
+
+def tokens_of(rate: dict[str, Any]) -> str:
+    """The token grid, with the count where the grid has more than one axis: ``8x8 (64)``, ``75``."""
+    grid = "x".join(map(str, rate["token_grid"]))
+    return grid if len(rate["token_grid"]) == 1 else f"{grid} ({rate['tokens']})"
 
 
 def verdict(key: str, paper: float, measured: float | None) -> tuple[str, str]:
@@ -368,8 +378,8 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             _markdown(results_table(shown, ranks)),
             "",
             f"Measured on split `{protocol['split']}`: {first['num_items']} items of shape {tuple(protocol['input_shape'])}, "
-            f"{made_by(first)}{data_line(shown)}. Rate = tokens x codebooks x log2(codebook size) per pixel (bpp) "
-            "or per second (kbps). Provenance: published (`leaderboards/records/`) or local (`results/`) records, "
+            f"{made_by(first)}{data_line(shown)}. Rate = tokens x codebooks x log2(codebook size) "
+            f"{'per second (kbps)' if rate_of(first)[1] == 'kbps' else 'per pixel (bpp)'}. Provenance: published (`leaderboards/records/`) or local (`results/`) records, "
             "training steps, protocol hash (the config hash without the seed) @ commit; each seed's record is "
             "`<tokenizer>-<config hash>.json`.",
         ]
@@ -429,7 +439,8 @@ def draw_figures(suite: str, rows: list[Row], pages_dir: Path) -> dict[str, str]
     elif loaded:
         originals = loaded[0][1]["originals"]
         grid = [(name, s["reconstructions"]) for name, s in loaded if s["originals"].shape == originals.shape]
-        plots.reconstruction_grid(originals, grid, pages_dir / suite / "reconstructions.png")
+        columns = [f"item {i}" for i in loaded[0][1]["indices"]]
+        plots.reconstruction_grid(originals, grid, pages_dir / suite / "reconstructions.png", columns=columns)
         figures["reconstructions (top: originals; each row's first seed)"] = f"{suite}/reconstructions.png"
     return figures
 

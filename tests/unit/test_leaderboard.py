@@ -241,7 +241,7 @@ def test_figures_come_from_the_records_the_table_shows(tmp_path, monkeypatch):
     write(results, builtin_record("vqvae_tiny_vq_d4", 25.0, created="2026-02-01T00:00:00+00:00"), white)
     write(results, builtin_record("vqvae_tiny_vq_d64", 20.0, "suite.train.steps=30"), grey)
     drawn = {}
-    monkeypatch.setattr(leaderboard.plots, "reconstruction_grid", lambda originals, rows, path: drawn.update(rows))
+    monkeypatch.setattr(leaderboard.plots, "reconstruction_grid", lambda originals, rows, path, columns: drawn.update(rows))
     monkeypatch.setattr(leaderboard.plots, "rate_distortion", lambda points, label, path: drawn.update(points=points))
     leaderboard.write_leaderboard("builtin", results, out)
     assert set(drawn) == {"vqvae_tiny_vq_d4", "points"}
@@ -254,3 +254,16 @@ def test_leaderboard_leaves_no_lock_among_the_pages(tmp_path):
     write(results, make_record("tok_a", 29.8))
     leaderboard.write_all(results, out)
     assert not [p for p in out.rglob(".*")]
+
+
+def test_queue_usage_is_shown_only_where_it_differs_from_usage(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "lb"
+    write(results, make_record("tok_a", 29.8))
+    page = leaderboard.write_leaderboard("toy", results, out).read_text()
+    assert "usage (queue)" not in page.split("## Published numbers")[0].split("Metric conventions")[0]
+    assert "| 8x8 (64) " in table_line(page, "tok_a")[0]
+    differing = make_record("tok_b", 25.0)
+    differing["metrics"]["usage_queue"] = 0.125
+    write(results, differing)
+    page = leaderboard.write_leaderboard("toy", results, out).read_text()
+    assert "usage (queue) ↑" in page and "12.5%" in table_line(page, "tok_b")[0]
