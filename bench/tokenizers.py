@@ -1,4 +1,4 @@
-"""``python -m bench.tokenizers [--archs] [--json]``: what ``bench.run tokenizer=<name>`` accepts.
+"""``python -m bench.tokenizers [--archs] [--wide] [--json]``: what ``bench.run tokenizer=<name>`` accepts.
 
 One row per tokenizer configuration (``bench/conf/tokenizer/<name>.yaml``): its architecture (a
 registered factory), parameters, codebook, token grid and rate at the input it is run on (the
@@ -97,10 +97,18 @@ def config_names() -> list[str]:
     return sorted(path.stem for path in (CONF / "tokenizer").glob("*.yaml"))
 
 
-def table(rows: list[dict[str, Any]], archs: bool) -> str:
+def first_author(paper: str) -> str:
+    """``"van den Oord et al. 2017, https://..."`` -> ``"van den Oord 2017"``."""
+    citation = paper.split(",")[0]
+    return citation.replace(" et al.", "")
+
+
+def table(rows: list[dict[str, Any]], archs: bool, wide: bool) -> str:
+    """The listing as text: every column as a markdown table when ``wide``, else the columns that
+    tell tokenizers apart, fitting a 100-column terminal."""
     lines = []
     for r in rows:
-        line = {"name": r["name"], "arch": r["arch"]} if not archs else {"arch": r["arch"]}
+        line = {"arch": r["arch"]} if archs else {"name": r["name"], "arch": r["arch"] if wide or r["arch"] != r["name"] else "="}
         line.update({
             "modality": r["modality"],
             "params": f"{r['parameters'] / 1e6:.3g}M",
@@ -110,17 +118,34 @@ def table(rows: list[dict[str, Any]], archs: bool) -> str:
             "rate": f"{r['rate']:.3g} {r['rate_unit']}",
         })  # fmt: skip
         if archs:
-            line.update({"official weights": "yes" if r["official_weights"] else "no", "paper": r["paper"]})
+            weights = "yes" if r["official_weights"] else "no"
+            line.update({"official weights": weights, "paper": r["paper"]} if wide else {"weights": weights, "paper": first_author(r["paper"])})
         else:
-            line.update({"suites": ", ".join(r["suites"]) or "-", "recipe": r["recipe"] or "-", "weights": r["weights"]})
+            line.update({"suites": ", ".join(r["suites"]) or "-", "recipe": r["recipe"] or "-",
+                         "weights": r["weights"] if wide else r["weights"].split(":")[0].split(" ")[0]})  # fmt: skip
+        if not wide:
+            for column in ("modality", "input", "suites", "recipe"):
+                line.pop(column, None)
         lines.append(line)
-    return tabulate(lines, headers="keys", tablefmt="github")
+    if wide:
+        return tabulate(lines, headers="keys", tablefmt="github")
+    note = "--wide: modality, input, suites, recipe, weight files" + ("" if archs else "; arch '=': the architecture of the same name")
+    return aligned(lines) + "\n" + note
+
+
+def aligned(lines: list[dict[str, str]]) -> str:
+    """Left-aligned columns two spaces apart under their headers."""
+    keys = list(lines[0])
+    widths = [max(len(key), *(len(line[key]) for line in lines)) for key in keys]
+    rows = [keys, *[[line[key] for key in keys] for line in lines]]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", action="store_true", help="list the registered architectures (factories) instead")
     parser.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    parser.add_argument("--wide", action="store_true", help="every column, as a markdown table (default: fit 100 columns)")
     args = parser.parse_args(argv)
     try:
         if args.archs:
@@ -132,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     try:
-        print(json.dumps(rows, indent=2) if args.json else table(rows, args.archs), flush=True)
+        print(json.dumps(rows, indent=2) if args.json else table(rows, args.archs, args.wide), flush=True)
     except BrokenPipeError:  # the reader left (| head): stop quietly, as a Unix tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

@@ -90,7 +90,7 @@ def test_a_gan_recipe_stopped_mid_training_resumes_to_the_same_weights(compose_r
     uninterrupted run's weights; the log holds the GAN terms."""
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     if recipe == "taming":
-        overrides = ("tokenizer=vqgan_tiny_taming", *RUN[1:], *lpips_overrides, "tokenizer.recipe.adversarial.start_step=2", "suite.train.log_every=1")
+        overrides = ("tokenizer=vqgan_taming_tiny", *RUN[1:], *lpips_overrides, "tokenizer.recipe.adversarial.start_step=2", "suite.train.log_every=1")
     else:
         overrides = (*RUN, *gan_overrides, "suite.train.log_every=1")
     cfg = compose_run(*overrides)

@@ -1,4 +1,4 @@
-"""The VQGAN recipe trains: taming's recipe (``taming_vqgan``, through the ``vqgan_tiny_taming`` config)
+"""The VQGAN recipe trains: taming's recipe (``taming_vqgan``, through the ``vqgan_taming_tiny`` config)
 on the built-in suite, run twice by the bench's own path, 10 steps (its first checkpoint: the runs
 are deterministic, so the 10-step run is the first 10 steps of the longer one) and 100 steps, batch 8,
 on one thread (about a minute on one core; with the suite's two threads a busy second core slows it
@@ -32,7 +32,7 @@ FIRST, LAST = 10, 100
 @pytest.mark.slow  # two training runs with LPIPS-VGG (110 steps in all) and their evaluations: ~1 min
 def test_vqgan_recipe_improves_psnr_over_its_first_checkpoint(compose_run, lpips_overrides):
     def metrics(steps: int) -> dict:
-        cfg = compose_run("tokenizer=vqgan_tiny_taming", *lpips_overrides, "seed=0", f"suite.train.steps={steps}", "suite.train.batch_size=8",
+        cfg = compose_run("tokenizer=vqgan_taming_tiny", *lpips_overrides, "seed=0", f"suite.train.steps={steps}", "suite.train.batch_size=8",
                           f"suite.train.checkpoint_every={FIRST}", "suite.threads=1")  # fmt: skip
         assert cfg.tokenizer.recipe.adversarial.start_step > LAST
         record = json.loads(run_one(cfg).read_text())

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import tokenizers
 from bench.config import compose
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,9 +30,23 @@ def test_every_accepted_name_is_listed_with_what_it_runs():
     assert rows["vqvae_celeba_vq_d64"]["input_shape"] == [3, 64, 64] and rows["vqvae_celeba_vq_d64"]["parameters"] > 4_000_000
 
 
-def test_architectures_on_request():
-    out = listing("--archs").stdout
-    assert "vqvae_simplecnn" in out and "official weights" in out
+def printed(capsys, *args: str) -> str:
+    tokenizers.main(list(args))
+    return capsys.readouterr().out
+
+
+def test_architectures_on_request(capsys):
+    out = printed(capsys, "--archs")
+    assert "vqvae_simplecnn" in out and "weights" in out and "van den Oord 2017" in out
+    assert "official weights" in printed(capsys, "--archs", "--wide")
+
+
+def test_the_listing_fits_a_100_column_terminal_and_wide_shows_everything(capsys):
+    for args in ((), ("--archs",)):
+        lines = printed(capsys, *args).splitlines()
+        assert lines and max(map(len, lines)) <= 100
+    wide = printed(capsys, "--wide")
+    assert "| vqvae_tiny_vq_d4 " in wide and "| suites " in wide and "| recipe " in wide
 
 
 def test_a_closed_pipe_is_not_an_error():
