@@ -380,13 +380,12 @@ def run(cfg: DictConfig) -> list[Path]:
                 raise
             log.error("%s: %s", announcer.run(job), error)
             failed += 1
-    if not distributed.is_writer():
-        return paths
-    page = write_leaderboard(cfg.suite.name, cfg.output_dir, PUBLISHED_DIR, pages_dir=cfg.leaderboard_dir)
+    page = write_leaderboard(cfg.suite.name, cfg.output_dir, PUBLISHED_DIR, pages_dir=cfg.leaderboard_dir) if distributed.is_writer() else None
     written = f"page {page}" if page else f"records in {Path(cfg.output_dir) / cfg.suite.name / 'records'}"
     if failed:
         raise BenchError(f"{failed} of {len(runs)} runs failed, each said why above; {written}")
-    log.info("%d run%s done; %s", len(runs), "s" if len(runs) > 1 else "", written)
+    if distributed.is_writer():
+        log.info("%d run%s done; %s", len(runs), "s" if len(runs) > 1 else "", written)
     return paths
 
 

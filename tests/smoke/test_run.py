@@ -192,8 +192,9 @@ def test_a_tokenizer_whose_weights_are_missing_is_named_on_the_page(tmp_path):
     """The run goes on past it, and the page says which file is missing in its place."""
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "HF_HOME": str(tmp_path / "hf")}
     process = bench_run(tmp_path, "suite.tokenizers=[vqvae_tiny_vq_d4,llamagen_vq_16]", *TINY, env=env)
-    _, err = process.communicate(timeout=600)
-    assert process.returncode == 2 and "1 of 2 runs failed: llamagen_vq_16 (seed 0)" in err
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 2 and "run 2 of 2: llamagen_vq_16, seed 0: tokenizer llamagen_vq_16: vq_ds16_c2i.pt" in out
+    assert err.splitlines()[-1] == f"error: 1 of 2 runs failed, each said why above; page {tmp_path / 'lb' / 'builtin.md'}"
     page = (tmp_path / "lb" / "builtin.md").read_text()
     assert "Not run here" in page and "- llamagen_vq_16: tokenizer llamagen_vq_16: vq_ds16_c2i.pt" in page
     assert "| vqvae_tiny_vq_d4 |" in page or "vqvae_tiny_vq_d4 (seeds 0)" in page  # shown, or listed as deviating (4 steps)
