@@ -150,9 +150,10 @@ def read_records(folder: str | Path) -> list[dict[str, Any]]:
 # What `python -m bench.leaderboard` generates in the checkout: the pages, their figures and listening
 # samples (git pathspecs; `*` stops at `/`). Changing them changes no number, so they leave a record clean.
 GENERATED = ("leaderboards/*.md", "leaderboards/*/*.png", "leaderboards/*/audio/*.flac")
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def git_sha(root: Path = Path(__file__).resolve().parent.parent) -> str:
+def git_sha(root: Path = CHECKOUT) -> str:
     """The commit of the code that ran, with ``-dirty`` when the tree had uncommitted changes other
     than `GENERATED` files (untracked files count, one by one)."""
     exclude = [f":(top,glob,exclude){pattern}" for pattern in GENERATED]
