@@ -51,7 +51,7 @@ F16 = ddconfig(128, (1, 1, 2, 2, 4), 2, (16,), 256, 256)  # the released ImageNe
 REFERENCE = dict(family="VQGAN (taming)", reference="taming-transformers", version=version("taming-transformers"), golden=None)
 # case -> (configurations, our architecture, taming's ddconfig, n_embed, embed_dim, input size, our factory's overrides, setup)
 CASES = {
-    "tiny": (["vqgan_tiny_taming"], "vqgan_taming_tiny", ddconfig(32, (1, 2, 2), 1, (8,), 32, 32), 512, 32, 32, {},
+    "tiny": (["vqgan_taming_tiny"], "vqgan_taming_tiny", ddconfig(32, (1, 2, 2), 1, (8,), 32, 32), 512, 32, 32, {},
              "tiny size, 2 images 32x32"),
     "f16": (["vqgan_taming_f16_1024", "vqgan_taming_f16_16384"], "vqgan_taming_f16_1024", ddconfig(32, (1, 1, 2, 2, 4), 2, (16,), 256, 32),
             64, 32, 64, dict(ch=32, z_channels=32, embed_dim=32, codebook_size=64), "f16 layout at width 32, 64 codes, 2 images 64x64"),
