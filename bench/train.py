@@ -220,13 +220,8 @@ def train(
     def autocast():
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
-    # The loader's iterator draws its workers' base seed from the global RNG when it is created: create
-    # it before the saved RNG state is restored, as an uninterrupted run created it before its first step.
     state = checkpoints.load(state_path) if state_path.exists() else None
     start = int(state["step"]) if state is not None else 0
-    loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), budget.batch_size, seed, start, budget.steps),
-                        num_workers=budget.num_workers, collate_fn=collate)  # fmt: skip
-    batches = iter(loader)
     recent, trained_s = [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -257,8 +252,13 @@ def train(
     log = TrainLog(state_path.with_suffix(".log.csv"), start)
     last_layer = model.last_layer_weight() if recipe.adversarial.adaptive_weight and discriminator is not None else None
     micro = recipe.grad_accumulation
+    # The loader draws its workers' base seed from a generator of its own, not from the global RNG the
+    # steps use (k-means seeds, restarts, dropout): the steps' stream does not depend on how often a
+    # progress bar or a resumed run creates the loader's iterator.
+    loader = DataLoader(dataset, batch_sampler=SeededBatches(len(dataset), budget.batch_size, seed, start, budget.steps),
+                        num_workers=budget.num_workers, collate_fn=collate, generator=torch.Generator().manual_seed(seed))  # fmt: skip
     began, wall_time_s = time.perf_counter(), trained_s
-    bar = progress(batches, total=budget.steps, initial=start, desc="train", unit="step")
+    bar = progress(loader, total=budget.steps, initial=start, desc="train", unit="step")
     for step, data in enumerate(bar, start=start):
         for item in data.skipped:  # the batch goes on without it
             logger.warning("step %d: skipped unreadable %s", step, item)
