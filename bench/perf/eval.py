@@ -42,7 +42,7 @@ from bench.data.items import DataAccount
 from bench.data.transforms import adm_center_crop, to_tensor
 from bench.evaluate import evaluate
 from bench.metrics import build_metrics
-from bench.metrics.reconstruction import SSIM_OPTIONS, SSIM
+from bench.metrics.reconstruction import SSIM, SSIM_OPTIONS
 from implementations import create_tokenizer
 
 from .measure import interleaved

@@ -46,7 +46,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .measure import available_gb, interleaved, matmul_gflops, peak_memory_mb, pin_malloc
+from .measure import (
+    available_gb,
+    interleaved,
+    matmul_gflops,
+    peak_memory_mb,
+    pin_malloc,
+)
 
 BATCH, HEIGHT, WIDTH = 8, 16, 16
 TOKENS = BATCH * HEIGHT * WIDTH
