@@ -42,6 +42,7 @@ from tabulate import tabulate
 from . import parity, plots
 from .errors import BenchError
 from .files import atomic_write_bytes, exclusive_lock
+from .metrics.fid import BACKENDS as FID_BACKENDS
 from .provenance import protocol_deviations
 from .records import describe_cpu, protocol_hash, read_records
 from .samples import load_samples
@@ -51,7 +52,6 @@ METRIC_COLUMNS = [
     ("rfid", "rFID ↓", "{:.2f}"),
     ("rfid_clean", "rFID clean-fid ↓", "{:.2f}"),
     ("rfid_pytorch", "rFID pytorch-fid ↓", "{:.2f}"),
-    ("rfvd", "rFVD ↓", "{:.1f}"),
     ("psnr", "PSNR ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
     ("ssim_llamagen", "SSIM (LlamaGen's) ↑", "{:.4f}"),
@@ -72,7 +72,6 @@ FORMATS = {key: fmt for key, _, fmt in METRIC_COLUMNS}
 # A measured value reproduces a paper's when |measured - paper| <= max(absolute, relative * |paper|).
 TOLERANCES = {
     "rfid": (0.2, 0.10),
-    "rfvd": (2.0, 0.10),
     "psnr": (0.3, 0.0),
     "ssim": (0.01, 0.0),
     "ssim_llamagen": (0.01, 0.0),
@@ -260,19 +259,24 @@ def verdict(key: str, paper: float, measured: float | None) -> tuple[str, str]:
     return f"{delta:+.4g}", ("reproduced" if abs(delta) <= tolerance else "differs") + f" (tol {tolerance:.3g})"
 
 
-def protocol_differences(reference: dict[str, Any], record: dict[str, Any]) -> str:
-    """The protocol fields a reference states that the record measured differently."""
+def protocol_differences(reference: dict[str, Any], record: dict[str, Any], metric: str) -> str:
+    """How the record measured ``metric`` differently from the reference's protocol: the fields it states
+    that differ, then "unknown" and the fields measured here that it does not state; "no" when none."""
     measured = {
         "split": record["protocol"]["split"],
         "num_items": record["protocol"]["num_items"],
         "resolution": record["protocol"]["input_shape"][-1],
         "preprocessing": record["protocol"]["preprocessing"],
     }
-    return ", ".join(
-        f"{key}: paper {value}, here {measured[key]}"
-        for key, value in sorted(reference.get("protocol", {}).items())
-        if key in measured and measured[key] != value
-    )
+    if metric in FID_BACKENDS:
+        measured["fid_backend"] = FID_BACKENDS[metric].package
+    stated = reference.get("protocol", {})
+    differs = [f"{key}: paper {stated[key]}, here {value}" for key, value in sorted(measured.items()) if key in stated and stated[key] != value]
+    unstated = sorted(key for key in measured if key not in stated)
+    parts = [", ".join(differs)] if differs else []
+    if unstated:
+        parts.append(f"unknown: {', '.join(unstated)} not stated")
+    return "; ".join(parts) or "no"
 
 
 def references_table(references: list[dict[str, Any]], rows: list[Row]) -> pd.DataFrame:
@@ -293,7 +297,7 @@ def references_table(references: list[dict[str, Any]], rows: list[Row]) -> pd.Da
                 "Δ": delta,
                 "verdict": outcome,
                 "paper protocol": ", ".join(f"{k}={v}" for k, v in sorted(ref.get("protocol", {}).items())),
-                "protocol differs": (protocol_differences(ref, row.first) or "no") if row else "",
+                "protocol differs": protocol_differences(ref, row.first, key) if row else "",
                 "source": ref["source"],
             })  # fmt: skip
     return pd.DataFrame(table)
@@ -386,7 +390,8 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             "",
             "## Published numbers",
             "",
-            "Tolerances: " + ", ".join(f"{TITLES.get(k, k)} {a:g}" + (f" or {r:.0%}" if r else "") for k, (a, r) in TOLERANCES.items()) + ".",
+            "Tolerances: " + ", ".join(f"{TITLES.get(k, k)} {a:g}" + (f" or {r:.0%}" if r else "") for k, (a, r) in TOLERANCES.items()
+                                       if any(k in ref["metrics"] for ref in suite_config["references"])) + ".",
             "",
             _markdown(references_table(suite_config["references"], shown)),
         ]

@@ -238,3 +238,24 @@ def test_leaderboard_leaves_no_lock_among_the_pages(tmp_path):
     write(results, make_record("tok_a", 29.8))
     leaderboard.write_all(results, out)
     assert not [p for p in out.rglob(".*")]
+
+
+def test_unstated_protocol_fields_are_unknown_and_the_fid_backend_is_compared():
+    record = make_record("tok_a", 29.8)  # test split, 10 items, 32 px, preprocessing none
+    stated = {"tokenizer": "Paper", "source": "s", "metrics": {}, "protocol": {"split": "test", "num_items": 10, "resolution": 32, "fid_backend": "pytorch-fid"}}
+    assert leaderboard.protocol_differences(stated, record, "psnr") == "unknown: preprocessing not stated"
+    assert leaderboard.protocol_differences(stated, record, "rfid") == "fid_backend: paper pytorch-fid, here torch-fidelity; unknown: preprocessing not stated"
+    stated["protocol"] |= {"preprocessing": "none", "num_items": 50000}
+    assert leaderboard.protocol_differences(stated, record, "rfid_pytorch") == "num_items: paper 50000, here 10"
+    stated["protocol"]["num_items"] = 10
+    assert leaderboard.protocol_differences(stated, record, "rfid_pytorch") == "no"
+    without_backend = {**stated, "protocol": {k: v for k, v in stated["protocol"].items() if k != "fid_backend"}}
+    assert leaderboard.protocol_differences(without_backend, record, "rfid") == "unknown: fid_backend not stated"
+
+
+def test_tolerances_list_only_the_metrics_of_the_reference_rows(tmp_path):
+    results = tmp_path / "results"
+    write(results, make_record("tok_a", 29.8))
+    page = leaderboard.write_leaderboard("toy", results, tmp_path / "lb").read_text()
+    assert "Tolerances: rFID ↓ 0.2 or 10%, PSNR ↑ 0.3." in page  # REFERENCE has psnr and rfid only
+
