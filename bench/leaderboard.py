@@ -17,7 +17,8 @@ and the local ones a run writes under ``results/<suite>/`` (never committed). A 
 really runs in a fresh clone; a local record replaces a published one of the same config hash (a
 rerun). ``--publish`` copies the local records and samples shown on the pages into
 ``leaderboards/records/`` to commit them, and refuses records made from uncommitted code;
-``--check`` exits 1 when a committed page is stale or a committed record carries a ``-dirty`` sha.
+``--check`` exits 1 when a committed page is stale or a committed record carries a ``-dirty`` sha or
+one that is not in the git history (and says so when it cannot tell: no git, a shallow clone).
 The parity page (``parity.md``, from the parity tests' ``parity.json``) is rendered and checked
 alongside (`bench.parity`).
 """
@@ -29,6 +30,7 @@ import io
 import json
 import math
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -587,6 +589,26 @@ def is_clean_sha(sha: str) -> bool:
     return len(sha) == 40 and all(c in "0123456789abcdef" for c in sha)
 
 
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+
+
+def history_unavailable(folder: Path) -> str | None:
+    """Why the git history holding ``folder`` cannot tell which commits it contains, or None when it can."""
+    try:
+        shallow = _git(folder, "rev-parse", "--is-shallow-repository")
+    except OSError:
+        return "git is not installed"
+    if shallow.returncode != 0:
+        return f"{folder} is not in a git repository"
+    return "a shallow clone" if shallow.stdout.strip() == "true" else None
+
+
+def in_history(sha: str, folder: Path) -> bool:
+    """Whether commit ``sha`` is HEAD or one of its ancestors (``git merge-base --is-ancestor``)."""
+    return _git(folder, "merge-base", "--is-ancestor", sha, "HEAD").returncode == 0
+
+
 def write_index(results_dir: str | Path, out_dir: str | Path) -> None:
     atomic_write_bytes(Path(out_dir) / "README.md", index_page(results_dir, out_dir).encode())
 
@@ -594,7 +616,8 @@ def write_index(results_dir: str | Path, out_dir: str | Path) -> None:
 def check(results_dir: Path, out_dir: Path) -> list[str]:
     """What is wrong with the committed leaderboards: pages that differ from what the records give
     (figures not compared: their bytes depend on the matplotlib version), and published records
-    made from uncommitted code."""
+    made from uncommitted code or from a commit that is not in this history (checked where the
+    history can tell: `history_unavailable`)."""
     problems = []
     for suite in all_suites(results_dir, out_dir):
         path = out_dir / f"{suite}.md"
@@ -603,10 +626,13 @@ def check(results_dir: Path, out_dir: Path) -> list[str]:
     index = out_dir / "README.md"
     if not index.exists() or index.read_text() != index_page(results_dir, out_dir):
         problems.append(f"stale: {index} (regenerate with python -m bench.leaderboard)")
+    unverifiable = history_unavailable(out_dir)
     for path in sorted((out_dir / "records").rglob("records/*.json")):
         sha = json.loads(path.read_text())["git_sha"]
         if not is_clean_sha(sha):
             problems.append(f"not from a clean commit: {path} (git sha {sha}); commit the code, rerun, publish")
+        elif unverifiable is None and not in_history(sha, out_dir):
+            problems.append(f"from a commit not in this history: {path} (git sha {sha}); publish records made from this branch's commits")
     return problems
 
 
@@ -621,7 +647,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default="results", type=Path, help="folder of run records (default: results)")
     parser.add_argument("--out", default="leaderboards", type=Path, help="where the markdown goes (default: leaderboards)")
     parser.add_argument("--suite", action="append", help="only these suites (default: every suite with records)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a committed page is stale or a committed record is dirty")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a committed page is stale or a committed record is dirty or not from this history")
     parser.add_argument("--publish", action="store_true", help="copy the local records the pages show into <out>/records/")
     parser.add_argument("--include-deviating", action="store_true", help="also show runs whose protocol differs from the suite's")
     args = parser.parse_args(argv)
@@ -634,6 +660,9 @@ def main(argv: list[str] | None = None) -> None:
             problems = check(args.results, args.out) + parity.check(args.out)
             for problem in problems:
                 print(problem, file=sys.stderr)
+            unverifiable = history_unavailable(args.out)
+            if unverifiable:
+                print(f"cannot verify that the published records' commits are in the history: {unverifiable}", file=sys.stderr)
             sys.exit(1 if problems else 0)
         for suite in args.suite or all_suites(args.results, args.out):
             print(f"{suite}: {write_leaderboard(suite, args.results, args.out, include_deviating=args.include_deviating) or 'no records'}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import statistics
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +261,32 @@ def test_tolerances_list_only_the_metrics_of_the_reference_rows(tmp_path):
     page = leaderboard.write_leaderboard("toy", results, tmp_path / "lb").read_text()
     assert "Tolerances: rFID ↓ 0.2 or 10%, PSNR ↑ 0.3." in page  # REFERENCE has psnr and rfid only
 
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_check_verifies_published_commits_against_the_history(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo, results = tmp_path / "repo", tmp_path / "results"
+    out = repo / "lb"
+    out.mkdir(parents=True)
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "first")
+    head = git(repo, "rev-parse", "HEAD")
+    write(out / "records", make_record("tok_a", 29.8) | {"git_sha": head})
+    leaderboard.write_all(results, out)
+    assert leaderboard.history_unavailable(out) is None and leaderboard.check(results, out) == []
+    write(out / "records", make_record("tok_b", 25.0) | {"git_sha": CLEAN_SHA})  # clean-looking, but no such commit here
+    leaderboard.write_all(results, out)
+    (problem,) = leaderboard.check(results, out)
+    assert problem.startswith("from a commit not in this history") and CLEAN_SHA in problem
+
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "records")
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True)
+    assert leaderboard.history_unavailable(shallow / "lb") == "a shallow clone"
+    assert leaderboard.check(results, shallow / "lb") == []  # cannot tell, so no failure
+    assert "not in a git repository" in leaderboard.history_unavailable(tmp_path / "results")
