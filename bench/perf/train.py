@@ -138,7 +138,8 @@ def recipe_choice(recipe, choice: tuple[str, object]):
 def taming_loss_kwargs(recipe) -> dict:
     """``VQLPIPSWithDiscriminator``'s arguments for our recipe; what taming's loss cannot express fails."""
     adversarial = recipe.adversarial
-    expressible = {"l1_weight 1": recipe.l1_weight == 1.0, "l2_weight 0": recipe.l2_weight == 0.0, "adaptive_weight": adversarial.adaptive_weight,
+    expressible = {"l1_weight 1": recipe.l1_weight == 1.0, "l2_weight 0": recipe.l2_weight == 0.0,
+                   "adaptive_weight, at most 1e4": adversarial.adaptive_weight and adversarial.adaptive_weight_max == 1.0e4,
                    "discriminator patchgan": adversarial.discriminator == "patchgan", "loss hinge": adversarial.loss == "hinge",
                    "generator_loss null": adversarial.generator_loss is None, "no LeCAM, R1 or feature matching":
                    not (adversarial.lecam_weight or adversarial.r1_weight or adversarial.feature_matching_weight), "grad_clip null": recipe.grad_clip is None}  # fmt: skip
