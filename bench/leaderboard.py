@@ -298,7 +298,7 @@ def references_table(references: list[dict[str, Any]], rows: list[Row]) -> pd.Da
                 "here": f"{_format_spread(key, mean, std)} ({row.tokenizer})" if row else "",
                 "Δ": delta,
                 "verdict": outcome,
-                "paper protocol": ", ".join(f"{k}={v}" for k, v in sorted(ref.get("protocol", {}).items())),
+                "paper protocol": ", ".join(f"{k}={v}" for k, v in sorted(ref.get("protocol", {}).items()) if k != "fid_backend" or key in FID_BACKENDS),
                 "protocol differs": protocol_differences(ref, row.first, key) if row else "",
                 "source": ref["source"],
             })  # fmt: skip
