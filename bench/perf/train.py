@@ -43,7 +43,6 @@ from types import SimpleNamespace
 from unittest import mock
 
 import torch
-from omegaconf import OmegaConf
 from tabulate import tabulate
 from torch import nn
 
@@ -119,20 +118,10 @@ def taming_lpips_offline():
         yield
 
 
-# The recipe's choices that shape the step, with the trainer's behaviour before they existed as defaults.
-DISCRIMINATOR_INPUT = ("adversarial.discriminator_input", "reuse")  # reuse | recompute
-PERCEPTUAL_DROPOUT = ("perceptual.dropout", False)
-
-
 def compose_recipe(name: str):
     """The recipe ``bench/conf/recipe/<name>.yaml`` as the trainer receives it (``tokenizer.recipe``)."""
     carrier = "tokenizer=vqvae_tiny_vq_d4"  # any tokenizer with a recipe: only its recipe is used
     return compose([carrier, f"recipe@tokenizer.recipe={name}"]).tokenizer.recipe
-
-
-def recipe_choice(recipe, choice: tuple[str, object]):
-    key, default = choice
-    return OmegaConf.select(recipe, key, default=default)
 
 
 def taming_loss_kwargs(recipe) -> dict:
@@ -169,7 +158,7 @@ def build(size: Size, device: torch.device, folder: Path, recipe):
     torch.manual_seed(0)
     with taming_lpips_offline(), contextlib.redirect_stdout(io.StringIO()):  # taming prints its shapes and loss
         network, loss = TamingNetwork(size), VQLPIPSWithDiscriminator(**taming_loss_kwargs(recipe))
-    loss.perceptual_loss.train(bool(recipe_choice(recipe, PERCEPTUAL_DROPOUT)))  # Lightning's model.train() turns its dropout on
+    loss.perceptual_loss.train(recipe.perceptual.dropout)  # Lightning's model.train() turns its dropout on
     lpips = loss.perceptual_loss.state_dict()  # our LPIPS gets the same weights, through the recipe's files
     recipe.perceptual.backbone_weights, recipe.perceptual.linear_weights = str(folder / "backbone.pth"), str(folder / "linear.pth")
     torch.save({f"features.{k.split('.')[2]}.{k.split('.')[3]}": v for k, v in lpips.items() if k.startswith("net.")}, recipe.perceptual.backbone_weights)
@@ -181,7 +170,7 @@ def build(size: Size, device: torch.device, folder: Path, recipe):
             "generator": Updater(tokenizer.parameters(), recipe.optimizer, recipe.schedule, 10**6, "fp32", recipe.grad_clip, device),
             "critic": Updater(objective.discriminator.parameters(), recipe.adversarial.optimizer, recipe.schedule, 10**6, "fp32", recipe.grad_clip, device)}  # fmt: skip
     network, loss = network.to(device), loss.to(device)
-    theirs = {"network": network, "loss": loss, "device": device, "recompute": recipe_choice(recipe, DISCRIMINATOR_INPUT) == "recompute",
+    theirs = {"network": network, "loss": loss, "device": device, "recompute": recipe.adversarial.discriminator_input == "recompute",
               "opt_ae": adam(network.parameters(), recipe.optimizer), "opt_disc": adam(loss.discriminator.parameters(), recipe.adversarial.optimizer)}  # fmt: skip
     return ours, theirs
 
@@ -198,7 +187,7 @@ def ours_step(parts: dict, x: torch.Tensor, dtype: torch.dtype | None) -> None:
         objective.generator_backward(x, out, 10**6, tokenizer.last_layer_weight(), 1.0, parts["generator"].backward)
     parts["generator"].step(measure_norm=False)
     recon = out.recon.detach()
-    if recipe_choice(parts["recipe"], DISCRIMINATOR_INPUT) == "recompute":
+    if parts["recipe"].adversarial.discriminator_input == "recompute":
         with torch.no_grad(), _autocast(device, dtype):
             recon = tokenizer(x).recon
     objective.discriminator_backward(x, recon, 1.0, parts["critic"].backward, lambda: _autocast(device, dtype))
@@ -283,8 +272,8 @@ def main(args: argparse.Namespace) -> int:
     recipe = compose_recipe(args.recipe)
     rows = [row for name in names for row in run_size(SIZES[name], device, repeats, precisions, recipe)]
     info = SimpleNamespace(device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, threads=torch.get_num_threads(),
-                           recipe=args.recipe, discriminator_input=recipe_choice(recipe, DISCRIMINATOR_INPUT),
-                           perceptual_dropout=bool(recipe_choice(recipe, PERCEPTUAL_DROPOUT)))  # fmt: skip
+                           recipe=args.recipe, discriminator_input=recipe.adversarial.discriminator_input,
+                           perceptual_dropout=recipe.perceptual.dropout)  # fmt: skip
     if args.json:
         print(json.dumps({"machine": vars(info), "rows": rows}, indent=2))
     else:

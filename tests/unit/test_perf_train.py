@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from bench.perf import train
 
@@ -25,13 +24,13 @@ def forwards_per_step(module: torch.nn.Module, step) -> int:
 @pytest.mark.parametrize("discriminator_input", ["reuse", "recompute"])
 def test_both_sides_follow_the_recipes_discriminator_input(tmp_path, discriminator_input):
     recipe = train.compose_recipe("taming_vqgan")
-    OmegaConf.update(recipe, train.DISCRIMINATOR_INPUT[0], discriminator_input, force_add=True)
+    recipe.adversarial.discriminator_input = discriminator_input
     ours, theirs = train.build(TINY, torch.device("cpu"), tmp_path, recipe)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     expected = 2 if discriminator_input == "recompute" else 1
     assert forwards_per_step(ours["tokenizer"], lambda: train.ours_step(ours, x, None)) == expected
     assert forwards_per_step(theirs["network"], lambda: train.taming_step(theirs, x, None)) == expected
-    assert theirs["loss"].perceptual_loss.training is bool(train.recipe_choice(recipe, train.PERCEPTUAL_DROPOUT))
+    assert theirs["loss"].perceptual_loss.training is recipe.perceptual.dropout  # taming's recipe: on
 
 
 def test_the_peer_takes_the_recipes_values_and_refuses_what_taming_cannot_do():
