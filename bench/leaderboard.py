@@ -20,7 +20,8 @@ never among the tracked files; the committed pages ``leaderboards/<suite>.md`` a
 published records alone and change only with ``--publish`` (which first copies the local records
 and samples shown on your pages into ``leaderboards/records/``, refusing records made from
 uncommitted code) or ``--committed`` (publishing nothing). ``--check`` exits 1 when a committed page
-is not what the published records give or a published record carries a ``-dirty`` sha.
+is not what the published records give or a published record carries a ``-dirty`` sha or one that
+is not in the git history (it says so when it cannot tell: no git, a shallow clone).
 The parity page (``parity.md``, from the parity tests' ``parity.json``) is a committed page too, rendered
 and checked alongside (`bench.parity`).
 """
@@ -33,6 +34,7 @@ import json
 import math
 import re
 import statistics
+import subprocess
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ from tabulate import tabulate
 from . import parity, plots
 from .errors import BenchError
 from .files import atomic_write_bytes, exclusive_lock
+from .metrics.fid import BACKENDS as FID_BACKENDS
 from .provenance import protocol_deviations
 from .records import CHECKOUT, describe_cpu, protocol_hash, read_records
 from .samples import load_samples
@@ -56,7 +59,6 @@ METRIC_COLUMNS = [
     ("rfid", "rFID ↓", "{:.2f}"),
     ("rfid_clean", "rFID clean-fid ↓", "{:.2f}"),
     ("rfid_pytorch", "rFID pytorch-fid ↓", "{:.2f}"),
-    ("rfvd", "rFVD ↓", "{:.1f}"),
     ("psnr", "PSNR ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
     ("ssim_llamagen", "SSIM (LlamaGen's) ↑", "{:.4f}"),
@@ -78,7 +80,6 @@ FORMATS = {key: fmt for key, _, fmt in METRIC_COLUMNS}
 # A measured value reproduces a paper's when |measured - paper| <= max(absolute, relative * |paper|).
 TOLERANCES = {
     "rfid": (0.2, 0.10),
-    "rfvd": (2.0, 0.10),
     "psnr": (0.3, 0.0),
     "ssim": (0.01, 0.0),
     "ssim_llamagen": (0.01, 0.0),
@@ -276,19 +277,24 @@ def verdict(key: str, paper: float, measured: float | None) -> tuple[str, str]:
     return f"{delta:+.4g}", ("reproduced" if abs(delta) <= tolerance else "differs") + f" (tol {tolerance:.3g})"
 
 
-def protocol_differences(reference: dict[str, Any], record: dict[str, Any]) -> str:
-    """The protocol fields a reference states that the record measured differently."""
+def protocol_differences(reference: dict[str, Any], record: dict[str, Any], metric: str) -> str:
+    """How the record measured ``metric`` differently from the reference's protocol: the fields it states
+    that differ, then "unknown" and the fields measured here that it does not state; "no" when none."""
     measured = {
         "split": record["protocol"]["split"],
         "num_items": record["protocol"]["num_items"],
         "resolution": record["protocol"]["input_shape"][-1],
         "preprocessing": record["protocol"]["preprocessing"],
     }
-    return ", ".join(
-        f"{key}: paper {value}, here {measured[key]}"
-        for key, value in sorted(reference.get("protocol", {}).items())
-        if key in measured and measured[key] != value
-    )
+    if metric in FID_BACKENDS:
+        measured["fid_backend"] = FID_BACKENDS[metric].package
+    stated = reference.get("protocol", {})
+    differs = [f"{key}: paper {stated[key]}, here {value}" for key, value in sorted(measured.items()) if key in stated and stated[key] != value]
+    unstated = sorted(key for key in measured if key not in stated)
+    parts = [", ".join(differs)] if differs else []
+    if unstated:
+        parts.append(f"unknown: {', '.join(unstated)} not stated")
+    return "; ".join(parts) or "no"
 
 
 def references_table(references: list[dict[str, Any]], rows: list[Row]) -> pd.DataFrame:
@@ -308,8 +314,8 @@ def references_table(references: list[dict[str, Any]], rows: list[Row]) -> pd.Da
                 "here": f"{_format_spread(key, mean, std)} ({row.tokenizer})" if row else "",
                 "Δ": delta,
                 "verdict": outcome,
-                "paper protocol": ", ".join(f"{k}={v}" for k, v in sorted(ref.get("protocol", {}).items())),
-                "protocol differs": (protocol_differences(ref, row.first) or "no") if row else "",
+                "paper protocol": ", ".join(f"{k}={v}" for k, v in sorted(ref.get("protocol", {}).items()) if k != "fid_backend" or key in FID_BACKENDS),
+                "protocol differs": protocol_differences(ref, row.first, key) if row else "",
                 "source": ref["source"],
             })  # fmt: skip
     return pd.DataFrame(table)
@@ -408,7 +414,8 @@ def render(suite: str, shown: list[Row], hidden: list[Row], figures: dict[str, s
             "",
             "## Published numbers",
             "",
-            "Tolerances: " + ", ".join(f"{TITLES.get(k, k)} {a:g}" + (f" or {r:.0%}" if r else "") for k, (a, r) in TOLERANCES.items()) + ".",
+            "Tolerances: " + ", ".join(f"{TITLES.get(k, k)} {a:g}" + (f" or {r:.0%}" if r else "") for k, (a, r) in TOLERANCES.items()
+                                       if any(k in ref["metrics"] for ref in suite_config["references"])) + ".",
             "",
             _markdown(references_table(suite_config["references"], shown)),
         ]
@@ -612,10 +619,31 @@ def is_clean_sha(sha: str) -> bool:
     return len(sha) == 40 and all(c in "0123456789abcdef" for c in sha)
 
 
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+
+
+def history_unavailable(folder: Path) -> str | None:
+    """Why the git history holding ``folder`` cannot tell which commits it contains, or None when it can."""
+    try:
+        shallow = _git(folder, "rev-parse", "--is-shallow-repository")
+    except OSError:
+        return "git is not installed"
+    if shallow.returncode != 0:
+        return f"{folder} is not in a git repository"
+    return "a shallow clone" if shallow.stdout.strip() == "true" else None
+
+
+def in_history(sha: str, folder: Path) -> bool:
+    """Whether commit ``sha`` is HEAD or one of its ancestors (``git merge-base --is-ancestor``)."""
+    return _git(folder, "merge-base", "--is-ancestor", sha, "HEAD").returncode == 0
+
+
 def check(published_dir: Path) -> list[str]:
     """What is wrong with the committed leaderboards: pages that differ from what the published records
     give (figures not compared: their bytes depend on the matplotlib version), and published records
-    made from uncommitted code. Local records play no part."""
+    made from uncommitted code or from a commit that is not in this history (checked where the
+    history can tell: `history_unavailable`). Local records play no part."""
     problems = []
     for suite in all_suites(None, published_dir):
         path = published_dir / f"{suite}.md"
@@ -624,10 +652,13 @@ def check(published_dir: Path) -> list[str]:
     index = published_dir / "README.md"
     if not index.exists() or index.read_text() != index_page(None, published_dir):
         problems.append(f"stale: {index} (regenerate with python -m bench.leaderboard --committed)")
+    unverifiable = history_unavailable(published_dir)
     for path in sorted((published_dir / "records").rglob("records/*.json")):
         sha = json.loads(path.read_text())["git_sha"]
         if not is_clean_sha(sha):
             problems.append(f"not from a clean commit: {path} (git sha {sha}); commit the code, rerun, publish")
+        elif unverifiable is None and not in_history(sha, published_dir):
+            problems.append(f"from a commit not in this history: {path} (git sha {sha}); publish records made from this branch's commits")
     return problems
 
 
@@ -660,6 +691,9 @@ def main(argv: list[str] | None = None) -> None:
             problems = check(args.published) + parity.check(args.published)
             for problem in problems:
                 print(problem, file=sys.stderr)
+            unverifiable = history_unavailable(args.published)
+            if unverifiable:
+                print(f"cannot verify that the published records' commits are in the history: {unverifiable}", file=sys.stderr)
             sys.exit(1 if problems else 0)
         if args.publish:
             for path in publish(args.results, args.published):

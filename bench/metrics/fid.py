@@ -51,6 +51,7 @@ class Backend:
     """One Inception port: its weight file and how it turns uint8 images into 2048-d features."""
 
     metric: str
+    package: str  # whose port: the name a reference row's ``fid_backend`` gives (bench.leaderboard)
     weights: WeightFile
     protocol: str
     build: Callable[[Path], Extractor]
@@ -101,14 +102,14 @@ def _clean_fid(path: Path) -> Extractor:
 BACKENDS = {
     backend.metric: backend
     for backend in (
-        Backend("rfid", WeightFile("weights-inception-2015-12-05-6726825d.pth", "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+        Backend("rfid", "torch-fidelity", WeightFile("weights-inception-2015-12-05-6726825d.pth", "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
                                    sha256="6726825d", licence="Apache-2.0 (TF Inception 2015-12-05)"),
                 "torch-fidelity inception-v3-compat 2048-d pool features, its TF1 bilinear resize to 299", _torch_fidelity),
-        Backend("rfid_clean", WeightFile("inception-2015-12-05.pt", "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+        Backend("rfid_clean", "clean-fid", WeightFile("inception-2015-12-05.pt", "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
                                          also_at=("/tmp/inception-2015-12-05.pt",), licence="Apache-2.0 (TF Inception 2015-12-05)",
                                          notes="clean-fid keeps it in /tmp"),
                 "clean-fid 'clean' mode: PIL bicubic resize to 299 per float channel, TF Inception (TorchScript) 2048-d pool features", _clean_fid),
-        Backend("rfid_pytorch", WeightFile("pt_inception-2015-12-05-6726825d.pth", "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        Backend("rfid_pytorch", "pytorch-fid", WeightFile("pt_inception-2015-12-05-6726825d.pth", "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
                                            sha256="6726825d", licence="Apache-2.0 (TF Inception 2015-12-05)"),
                 "pytorch-fid FID Inception 2048-d pool features, inputs in [0, 1] bilinearly resized to 299 (align_corners=False)", _pytorch_fid),
     )

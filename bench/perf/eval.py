@@ -14,13 +14,15 @@ forward; SSIM ours against torchmetrics; JPEG decode + ADM crop against torchvis
 * ``decode``: JPEG files to 256x256 crops: PIL decode + ADM ``center_crop_arr`` (ours) against
   ``torchvision.io.decode_jpeg`` + antialiased bicubic resize + center crop (not the same pixels as
   ADM: the throughput of the native decoder path, for scale).
+
+``ssim`` and ``decode`` time both sides alike: one warm-up call each, then the same number of calls
+each, interleaved (`measure.interleaved`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -40,8 +42,10 @@ from bench.data.items import DataAccount
 from bench.data.transforms import adm_center_crop, to_tensor
 from bench.evaluate import evaluate
 from bench.metrics import build_metrics
-from bench.metrics.reconstruction import SSIM_OPTIONS, SSIM
+from bench.metrics.reconstruction import SSIM, SSIM_OPTIONS
 from implementations import create_tokenizer
+
+from .measure import interleaved
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry", "colorwheel", "hubble_deep_field")
 
@@ -109,24 +113,15 @@ def measure_pass(folder: Path, args, device: torch.device) -> dict:
             "outside forward": round(1 - timed.seconds / total, 3), "metrics": ",".join(metrics), "unavailable": ",".join(unavailable)}  # fmt: skip
 
 
-def median_ms(step, repeats: int) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def measure_ssim(repeats: int, pairs: int = 8) -> dict:
     real = torch.stack([to_tensor(np.asarray(adm_center_crop(Image.fromarray(getattr(skimage_data, PHOTOS[i % 8])()), 256))) for i in range(pairs)])
     real = (real + 1) / 2
     fake = (real + torch.randn(real.shape, generator=torch.Generator().manual_seed(0)) * 0.05).clamp(0, 1)
     fake = (fake * 255).round() / 255
     ours = SSIM()
-    ours_ms = median_ms(lambda: ours.per_image(real.double(), fake.double()), repeats)
-    theirs_ms = median_ms(lambda: structural_similarity_index_measure(fake, real, reduction="none", **SSIM_OPTIONS), repeats)
+    timings = interleaved({"ours": lambda: ours.per_image(real.double(), fake.double()),
+                           "torchmetrics": lambda: structural_similarity_index_measure(fake, real, reduction="none", **SSIM_OPTIONS)}, repeats=repeats)  # fmt: skip
+    ours_ms, theirs_ms = timings.median("ours"), timings.median("torchmetrics")
     values = ours.per_image(real.double(), fake.double())
     reference = structural_similarity_index_measure(fake.double(), real.double(), reduction="none", **SSIM_OPTIONS)
     float32 = structural_similarity_index_measure(fake, real, reduction="none", **SSIM_OPTIONS)
@@ -144,7 +139,8 @@ def measure_decode(paths: list[Path], repeats: int, size: int = 256) -> dict:
             image = decode_jpeg(read_file(str(path)))
             TF.center_crop(TF.resize(image, size, InterpolationMode.BICUBIC, antialias=True), size).float().div(127.5).sub(1)
 
-    ours_ms, native_ms = median_ms(ours, repeats), median_ms(native, repeats)
+    timings = interleaved({"ours": ours, "torchvision": native}, repeats=repeats)
+    ours_ms, native_ms = timings.median("ours"), timings.median("torchvision")
     return {"what": f"JPEG -> {size}x{size} crop, {len(paths)} files", "ours images/s": round(len(paths) / ours_ms * 1e3, 1),
             "torchvision images/s": round(len(paths) / native_ms * 1e3, 1), "ratio": round(native_ms / ours_ms, 2)}  # fmt: skip
 

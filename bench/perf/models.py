@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import io
 import json
-import statistics
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from torch import Tensor, nn
 
 from implementations import create_tokenizer, list_tokenizers, tokenizer_entry
 
-from .measure import peak_memory_mb, pin_malloc, timed_ms
+from .measure import interleaved, peak_memory_mb, pin_malloc
 
 QUICK_MODELS = ("vqgan_taming_f16_1024", "dalle_dvae", "encodec_24khz")
 QUICK_IMAGE_SIZE = 128
@@ -217,20 +216,14 @@ def prepare(spec: Spec, batch: int, device: torch.device, precision: str) -> Pre
 
 
 def time_steps(prepared: Prepared, repeats: int, device: torch.device) -> None:
-    """One warm-up call per side, then ``repeats`` timed calls alternating sides (in turn first)."""
-    for step in prepared.steps.values():
-        step()
-    times: dict[str, list[float]] = {side: [] for side in prepared.steps}
-    for index in range(repeats):
-        order = list(prepared.steps) if index % 2 == 0 else list(reversed(prepared.steps))
-        for side in order:
-            times[side].append(timed_ms(lambda step=prepared.steps[side]: (step(), _sync(device))))
-    for side, values in times.items():
-        median = statistics.median(values)
+    """One warm-up call per side, then ``repeats`` timed calls per side, interleaved (`measure.interleaved`)."""
+    timings = interleaved(prepared.steps, warmup=1, repeats=repeats, sync=lambda: _sync(device))
+    for side in prepared.steps:
+        median = timings.median(side)
         prefix = "" if side == "ours" else "official_"
         prepared.row[f"{prefix}ms"] = round(median, 1)
         prepared.row[f"{prefix}items_s"] = round(prepared.batch / median * 1e3, 3)
-    if "official" in times:
+    if "official" in prepared.steps:
         prepared.row["ratio"] = round(prepared.row["official_ms"] / prepared.row["ms"], 3)
 
 

@@ -4,9 +4,12 @@ Each row runs one training step (forward + backward of ``sum(quantized * g) + lo
 random ``g``) on B=8 x 16x16 tokens (N=2048) in float32, for our quantizer and for the vqp peer
 configured like for like, on the same input. Reported per row:
 
-* ``ours_ms`` / ``peer_ms``: median step time (and ``*_min_ms``), after warm-up, over >= 5 repeats
-  (more for fast rows, up to a time budget); ours and the peer are timed alternately so that a
-  shared, noisy CPU affects both alike. ``ratio = peer_ms / ours_ms`` (> 1: ours is faster).
+* ``ours_ms`` / ``peer_ms``: median step time (and ``*_min_ms``) of each side, timed alike by
+  `measure.interleaved`: two warm-up steps each (the first, cold, is ``first_ms`` / ``peer_first_ms``),
+  then the same number of timed steps each (``repeats``), the sides taking turns and alternating
+  which goes first, so that a shared, noisy CPU affects both alike. As many rounds as the time budget
+  holds at the pace of a warm round of both sides, at least 5 (at most 200, 50 with ``--quick``).
+  ``ratio = peer_ms / ours_ms`` (> 1: ours is faster).
 * ``codes_match``: our codes equal the peer's for the same input (VQ: after copying our codebook
   into the peer; evaluation mode, so no EMA step moves either codebook first).
 * ``peak_mem_mb``: our step's peak resident-memory increase: the kernel's peak-RSS mark is reset
@@ -23,9 +26,10 @@ Like-for-like settings: VQ rows use EMA codebooks on both sides (decay 0.8, comm
 rotation trick off, no k-means init, vqp's defaults otherwise); LFQ rows use entropy weight 0.1,
 diversity gamma 1, commitment 0.25, inverse temperature 100 on both sides; vqp computes its codebook
 entropy over the full ``2^k`` codebook, our "exact" rows do too (in another way), our "grouped" row
-sums two 9-bit group entropies (an upper bound). vqp's LFQ at 2^18 needs ~14 GB and ~40 s a step;
-it runs once (no repeats) only without ``--quick`` and when the machine reports >= 20 GB available
-memory (``/proc/meminfo``), else the row says that the peer was skipped.
+sums two 9-bit group entropies (an upper bound). vqp's LFQ at 2^18 needs ~14 GB and ~40 s a step
+(each of its rows then takes ~5 minutes: 7 steps per side); it runs only without ``--quick`` and
+when the machine reports >= 20 GB available memory (``/proc/meminfo``), else the row says that the
+peer was skipped.
 
 Add a quantizer with one ``Case(...)`` line in ``cases()``.
 """
@@ -35,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +46,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .measure import available_gb, matmul_gflops, peak_memory_mb, pin_malloc, timed_ms
+from .measure import (
+    available_gb,
+    interleaved,
+    matmul_gflops,
+    peak_memory_mb,
+    pin_malloc,
+)
 
 BATCH, HEIGHT, WIDTH = 8, 16, 16
 TOKENS = BATCH * HEIGHT * WIDTH
@@ -105,7 +114,7 @@ class Case:
     ours / peer: factories of the modules; ours_step / peer_step: ``(module, z) -> (quantized,
     codes, loss)``; share: makes the peer use our codebook before comparing codes; flops:
     analytic work of our step for N tokens; peer_needs_gb: skip the peer below this much free
-    memory; peer_in_quick: whether ``--quick`` runs the peer; peer_repeats: cap on its repeats.
+    memory; peer_in_quick: whether ``--quick`` runs the peer.
     """
 
     name: str
@@ -118,7 +127,6 @@ class Case:
     flops: Callable[[int], float] = lambda n: float("nan")
     peer_in_quick: bool = True
     peer_needs_gb: float = 0.0
-    peer_repeats: int | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -162,7 +170,7 @@ def cases() -> list[Case]:
             flops=_vq_flops(d, k),
         )
 
-    def lfq(bits, group_bits, label, peer_in_quick=True, peer_needs_gb=0.0, peer_repeats=None):
+    def lfq(bits, group_bits, label, peer_in_quick=True, peer_needs_gb=0.0):
         ours = lambda: LookupFreeQuantizer(
             bits, 2**bits, entropy_weight=0.1, diversity_gamma=1.0, commitment_weight=0.25,
             inv_temperature=100.0, entropy_group_bits=group_bits,
@@ -179,7 +187,6 @@ def cases() -> list[Case]:
             flops=_lfq_flops(bits, ours().entropy_groups),
             peer_in_quick=peer_in_quick,
             peer_needs_gb=peer_needs_gb,
-            peer_repeats=peer_repeats,
         )
 
     levels = [8, 8, 8, 5, 5, 5]
@@ -188,8 +195,8 @@ def cases() -> list[Case]:
         vq(8, 16384),
         vq(8, 16384, cosine=True),
         lfq(14, 14, "exact codebook H"),
-        lfq(18, 18, "exact codebook H", peer_in_quick=False, peer_needs_gb=20.0, peer_repeats=1),
-        lfq(18, 9, "grouped 9+9 codebook H", peer_in_quick=False, peer_needs_gb=20.0, peer_repeats=1),
+        lfq(18, 18, "exact codebook H", peer_in_quick=False, peer_needs_gb=20.0),
+        lfq(18, 9, "grouped 9+9 codebook H", peer_in_quick=False, peer_needs_gb=20.0),
         Case(
             "FSQ [8,8,8,5,5,5]",
             6,
@@ -227,14 +234,20 @@ def make_step(module: nn.Module, step_fn: Callable, z: Tensor, g: Tensor) -> Cal
     return step
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
 def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     z = torch.randn(BATCH, HEIGHT, WIDTH, case.dim, requires_grad=True)
     g = torch.randn(BATCH, HEIGHT, WIDTH, case.dim)
     ours = case.ours().train()
-    ours_step = make_step(ours, case.ours_step, z, g)
+    steps = {"ours": make_step(ours, case.ours_step, z, g)}
 
-    peer, peer_step, skipped = None, None, ""
+    peer, skipped = None, ""
     if case.peer is not None:
         if quick and not case.peer_in_quick:
             skipped = "peer skipped in --quick"
@@ -242,27 +255,17 @@ def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
             skipped = f"peer skipped: needs ~{case.peer_needs_gb:.0f} GB, {available_gb():.1f} GB available"
         else:
             peer = case.peer().train()
-            peer_step = make_step(peer, case.peer_step, z, g)
+            steps["peer"] = make_step(peer, case.peer_step, z, g)
 
-    # warm-up (first calls allocate, initialise, pick kernels)
-    for _ in range(2):
-        ours_step()
-    first = timed_ms(ours_step)
-    peer_repeats = case.peer_repeats or 10**9
-    if peer_step is not None and case.peer_repeats is None:
-        peer_step()
-    budget_s = 1.5 if quick else 4.0
-    repeats = int(min(200 if not quick else 50, max(5, budget_s * 1e3 / max(first, 1e-3))))
+    # two warm-up steps each (first calls allocate, initialise, pick kernels), then timed rounds
+    timings = interleaved(steps, warmup=2, budget_s=1.5 if quick else 4.0, most=50 if quick else 200)
 
-    ours_times, peer_times = [], []
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    user0, sys0 = usage.ru_utime, usage.ru_stime
-    for r in range(repeats):
-        ours_times.append(timed_ms(ours_step))
-        if peer_step is not None and r < min(5, peer_repeats):
-            peer_times.append(timed_ms(peer_step))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    ours_sys, total_cpu = usage.ru_stime - sys0, usage.ru_utime - user0 + usage.ru_stime - sys0
+    # the system share of our CPU time, from our steps alone (page faults show up there)
+    user_before, system_before = cpu_seconds()
+    for _ in range(min(timings.repeats, 20)):
+        steps["ours"]()
+    user, system = cpu_seconds()
+    user, system = user - user_before, system - system_before
 
     codes_match = None
     if peer is not None:
@@ -275,35 +278,26 @@ def run_case(case: Case, quick: bool, seed: int = 0) -> dict:
             _, peer_codes, _ = case.peer_step(peer, z.detach())
         codes_match = bool(torch.equal(ours_codes.reshape(-1), peer_codes.reshape(-1).long()))
 
-    ours_ms = statistics.median(ours_times)
-    peer_ms = statistics.median(peer_times) if peer_times else None
-    flops = case.flops(TOKENS)
-    row = {
+    ours_ms = timings.median("ours")
+    peer_ms = timings.median("peer") if peer is not None else None
+    return {
         "name": case.name,
         "ours_ms": round(ours_ms, 3),
-        "ours_min_ms": round(min(ours_times), 3),
+        "ours_min_ms": round(timings.min("ours"), 3),
         "peer_ms": None if peer_ms is None else round(peer_ms, 3),
-        "peer_min_ms": round(min(peer_times), 3) if peer_times else None,
+        "peer_min_ms": None if peer_ms is None else round(timings.min("peer"), 3),
         "ratio": None if peer_ms is None else round(peer_ms / ours_ms, 2),
         "codes_match": codes_match,
         "peak_mem_mb": None,  # filled in by measure_memory after all timings
-        "gflop": round(flops / 1e9, 4),
+        "gflop": round(case.flops(TOKENS) / 1e9, 4),
         "pct_peak": None,  # filled in by main from the best matmul rate of the run
-        "ours_sys_pct": round(100 * ours_sys / total_cpu, 1) if total_cpu > 0 and peer_step is None else None,
-        "repeats": [len(ours_times), len(peer_times)],
-        "first_ms": round(first, 2),
+        "ours_sys_pct": round(100 * system / (user + system), 1) if user + system > 0 else None,
+        "warmup": {side: len(times) for side, times in timings.warmup_ms.items()},
+        "repeats": {side: len(times) for side, times in timings.ms.items()},
+        "first_ms": round(timings.warmup_ms["ours"][0], 2),
+        "peer_first_ms": None if peer is None else round(timings.warmup_ms["peer"][0], 2),
         "note": "; ".join(s for s in (case.note, skipped) if s),
     }
-    if peer_step is not None:
-        # the CPU split above mixes in the peer; measure ours alone for it
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        user0, sys0 = usage.ru_utime, usage.ru_stime
-        for _ in range(min(repeats, 20)):
-            ours_step()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        total = usage.ru_utime - user0 + usage.ru_stime - sys0
-        row["ours_sys_pct"] = round(100 * (usage.ru_stime - sys0) / total, 1) if total > 0 else None
-    return row
 
 
 def measure_memory(case: Case, seed: int = 0) -> float:
@@ -355,10 +349,12 @@ def main(args: argparse.Namespace) -> int:
         from tabulate import tabulate
 
         columns = ["name", "ours_ms", "ours_min_ms", "peer_ms", "ratio", "codes_match", "peak_mem_mb", "gflop", "pct_peak", "ours_sys_pct", "note"]
-        print(tabulate([[row[c] for c in columns] for row in rows], headers=columns, floatfmt="g"))
+        table = [[row[c] for c in columns] + [row["repeats"]["ours"]] for row in rows]
+        print(tabulate(table, headers=columns + ["repeats per side"], floatfmt="g"))
         print(
             f"B={BATCH}, {HEIGHT}x{WIDTH} tokens (N={TOKENS}), float32, fwd+bwd, {meta['threads']} threads; "
             f"matmul peak {meta['matmul_gflops']} GFLOP/s (2048^3 mm, same run); torch {meta['torch']}; "
-            f"{meta['seconds']} s. ratio = peer_ms / ours_ms; peer = vector-quantize-pytorch."
+            f"{meta['seconds']} s. ratio = peer_ms / ours_ms; peer = vector-quantize-pytorch; each side: 2 warm-up "
+            "steps, then the same number of timed steps, interleaved."
         )
     return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import statistics
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +269,53 @@ def test_queue_usage_is_shown_only_where_it_differs_from_usage(tmp_path):
     write(results, differing)
     page = leaderboard.write_leaderboard("toy", results, out).read_text()
     assert "usage (queue) ↑" in page and "12.5%" in table_line(page, "tok_b")[0]
+
+
+def test_unstated_protocol_fields_are_unknown_and_the_fid_backend_is_compared():
+    record = make_record("tok_a", 29.8)  # test split, 10 items, 32 px, preprocessing none
+    stated = {"tokenizer": "Paper", "source": "s", "metrics": {}, "protocol": {"split": "test", "num_items": 10, "resolution": 32, "fid_backend": "pytorch-fid"}}
+    assert leaderboard.protocol_differences(stated, record, "psnr") == "unknown: preprocessing not stated"
+    assert leaderboard.protocol_differences(stated, record, "rfid") == "fid_backend: paper pytorch-fid, here torch-fidelity; unknown: preprocessing not stated"
+    stated["protocol"] |= {"preprocessing": "none", "num_items": 50000}
+    assert leaderboard.protocol_differences(stated, record, "rfid_pytorch") == "num_items: paper 50000, here 10"
+    stated["protocol"]["num_items"] = 10
+    assert leaderboard.protocol_differences(stated, record, "rfid_pytorch") == "no"
+    without_backend = {**stated, "protocol": {k: v for k, v in stated["protocol"].items() if k != "fid_backend"}}
+    assert leaderboard.protocol_differences(without_backend, record, "rfid") == "unknown: fid_backend not stated"
+
+
+def test_tolerances_list_only_the_metrics_of_the_reference_rows(tmp_path):
+    results = tmp_path / "results"
+    write(results, make_record("tok_a", 29.8))
+    page = leaderboard.write_leaderboard("toy", results, tmp_path / "lb").read_text()
+    assert "Tolerances: rFID ↓ 0.2 or 10%, PSNR ↑ 0.3." in page  # REFERENCE has psnr and rfid only
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_check_verifies_published_commits_against_the_history(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    out = repo / "lb"
+    out.mkdir(parents=True)
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "first")
+    head = git(repo, "rev-parse", "HEAD")
+    write(out / "records", make_record("tok_a", 29.8) | {"git_sha": head})
+    leaderboard.write_all(None, out)
+    assert leaderboard.history_unavailable(out) is None and leaderboard.check(out) == []
+    write(out / "records", make_record("tok_b", 25.0) | {"git_sha": CLEAN_SHA})  # clean-looking, but no such commit here
+    leaderboard.write_all(None, out)
+    (problem,) = leaderboard.check(out)
+    assert problem.startswith("from a commit not in this history") and CLEAN_SHA in problem
+
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "records")
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True)
+    assert leaderboard.history_unavailable(shallow / "lb") == "a shallow clone"
+    assert leaderboard.check(shallow / "lb") == []  # cannot tell, so no failure
+    assert "not in a git repository" in leaderboard.history_unavailable(tmp_path / "elsewhere")
