@@ -13,8 +13,8 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from bench.errors import BenchError
-from bench.run import run_one
-from implementations import create_tokenizer
+from bench.config import compose
+from bench.run import build_tokenizer, run_one
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry", "colorwheel", "hubble_deep_field")
 
@@ -44,7 +44,7 @@ def imagenet_like(tmp_path_factory):
 def weights(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "vq_d4.pt"
-    torch.save(create_tokenizer("vqvae_simplecnn", hidden_dim=64, codebook_size=512, codebook_dim=4).state_dict(), path)
+    torch.save(build_tokenizer(compose(["tokenizer=vqvae_tiny_vq_d4"]).tokenizer).state_dict(), path)  # the config's model, untrained
     return path
 
 

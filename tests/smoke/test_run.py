@@ -36,7 +36,7 @@ def test_run_writes_record_and_leaderboard(compose_run, tmp_path):
     assert board.startswith("<!-- Generated") and "| vqvae_tiny_vq_d4" not in board  # shrunk: not the suite's protocol
     assert "- vqvae_tiny_vq_d4 (seeds 0): dataset.max_items 16 vs None; train.batch_size 8 vs 32; train.steps 4 vs 700" in board
     board = write_leaderboard("builtin", tmp_path / "results", tmp_path / "leaderboards", include_deviating=True).read_text()
-    (row,) = [line for line in board.splitlines() if line.startswith("| vqvae_tiny_vq_d4")]
+    (row,) = [line for line in board.splitlines() if line.startswith("| ") and "| vqvae_tiny_vq_d4 " in line]
     assert f"{record['metrics']['psnr']:.2f}" in row and "local · 4 steps" in row and "**protocol differs:" in row
 
     # A rerun of the same config finds the record and does nothing.
