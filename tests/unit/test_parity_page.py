@@ -42,13 +42,13 @@ def test_check_names_a_stale_page_a_test_without_entry_and_unknown_or_uncounted_
     tests.mkdir()
     (tests / "test_a.py").touch()
     (tests / "test_b.py").touch()
-    cases = {"test_a.py::f16": entry(), "test_a.py::tiny": entry(tokenizers=["vqgan_taming_tiny"])}
+    cases = {"test_a.py::f16": entry(), "test_a.py::tiny": entry(tokenizers=["vqgan_tiny_nonexistent"])}
     parity.update(tmp_path, cases, {})
     assert json.loads((tmp_path / "parity.json").read_bytes()) == {"cases": cases, "sizes": {}}
     assert parity.check(tmp_path, tests) == [
         f"no entry in {tmp_path / 'parity.json'} for tests/parity/test_b.py (BENCH_UPDATE_PARITY=1 python -m pytest tests/parity/test_b.py)",
         "test_a.py::f16 names the released vqgan_taming_f16_1024, but no test records its full-size parameter count",
-        "test_a.py::tiny names vqgan_taming_tiny, which tokenizer= does not accept (bench/conf/tokenizer/)",
+        "test_a.py::tiny names vqgan_tiny_nonexistent, which tokenizer= does not accept (bench/conf/tokenizer/)",
     ]
     page = (tmp_path / "parity.md").read_text()
     assert "| `vqgan_taming_f16_1024` | VQGAN (taming) | taming-transformers 0.0.1 (PyPI), live | width 32 | 0 of 32 | 24 of 64 | reconstruction 2.8e-5 (1e-4) |" in page
