@@ -10,7 +10,7 @@ is imported), torch 2.14.1, CPU::
 from __future__ import annotations
 
 import torch
-from official import arguments, module_from_file
+from official import arguments, module_from_file, perturb_and_image_input
 from safetensors.torch import save_file
 from torch import nn
 
@@ -24,11 +24,7 @@ def make(official, out) -> None:
     model.encoder = vq.Encoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=32)
     model.decoder = vq.Decoder(ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=32)
     model.quant_conv, model.post_quant_conv = nn.Conv2d(32, 8, 1), nn.Conv2d(8, 32, 1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)  # non-trivial norms and biases
-    model.eval()
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    x = perturb_and_image_input(model)
     with torch.no_grad():
         quant, _, (_, _, codes) = model.encode(x)
         reconstruction = model.decode(quant)

@@ -18,7 +18,7 @@ import importlib
 import sys
 
 import torch
-from official import arguments, instantiate_from_config, stand_in
+from official import arguments, instantiate_from_config, perturb_and_image_input, stand_in
 from safetensors.torch import save_file
 
 
@@ -33,11 +33,7 @@ def make(official, out) -> None:
     scheduler = {"target": "taming.lr_scheduler.LambdaWarmUpCosineScheduler",
                  "params": dict(warm_up_steps=0, max_decay_steps=1000001, lr_start=0.9, lr_max=0.9, lr_min=1.0e-6)}  # the release's  # fmt: skip
     model = GumbelVQ(ddconfig, {"target": "torch.nn.Identity"}, n_embed=64, embed_dim=32, temperature_scheduler_config=scheduler, kl_weight=1.0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)  # non-trivial norms and biases
-    model.eval()
-    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    x = perturb_and_image_input(model)
     with torch.no_grad():
         h = model.encode_to_prequant(x)
         torch.manual_seed(2)

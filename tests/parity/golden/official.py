@@ -10,6 +10,8 @@ import sys
 import types
 from pathlib import Path
 
+import torch
+
 
 def module_from_file(path: Path, name: str) -> types.ModuleType:
     """Import one official file as module ``name``, whatever package it sits in."""
@@ -43,3 +45,14 @@ def arguments(doc: str, what: str) -> argparse.Namespace:
     parser.add_argument("official", type=Path, help=what)
     parser.add_argument("out", type=Path, help="the golden file to write")
     return parser.parse_args()
+
+
+def perturb_and_image_input(model):
+    """The golden image models' common setup: every parameter moved by N(0, 0.05) from the global RNG
+    (non-trivial norms and biases), eval mode, and the input ``(2, 3, 16, 16)`` in [-1, 1] drawn from
+    its own generator (seed 1)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.eval()
+    return torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
