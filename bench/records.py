@@ -207,10 +207,11 @@ def describe_cpu(identity: dict[str, Any]) -> str:
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
+    identity = cpu_identity()
     info = {
         "device": str(device),
-        "cpu": cpu_identity()["model_name"],
-        "cpu_identity": cpu_identity(),
+        "cpu": identity["model_name"],
+        "cpu_identity": identity,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
